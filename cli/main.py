@@ -1,0 +1,116 @@
+"""``llamaws``: parse, call ``local`` / ``builder`` / ``infra``, render.
+
+Commands import what they need when they run, so ``llamaws --help`` and the
+start of ``llamaws serve`` stay fast.
+"""
+
+from __future__ import annotations
+
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(
+    name="llamaws",
+    help="Run LlamaDeploy apps in your own AWS account; develop them locally.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+class PersistenceOption(str, Enum):
+    memory = "memory"
+    local = "local"
+
+
+class LogFormatOption(str, Enum):
+    console = "console"
+    json = "json"
+
+
+@app.callback()
+def _root(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show tracebacks.")] = False,
+) -> None:
+    _state["verbose"] = verbose
+
+
+_state: dict[str, bool] = {"verbose": False}
+
+
+@app.command()
+def serve(
+    app_dir: Annotated[
+        Path, typer.Argument(help="App directory or deployment config file.")
+    ] = Path("."),
+    port: Annotated[int, typer.Option(help="Port of the app server.")] = 4501,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    persistence: Annotated[
+        PersistenceOption,
+        typer.Option(help="Where runs are kept: memory, or local (SQLite next to the config)."),
+    ] = PersistenceOption.local,
+    local_persistence_path: Annotated[
+        Path | None, typer.Option(help="SQLite file (or directory) for --persistence local.")
+    ] = None,
+    log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING or ERROR.")] = "INFO",
+    log_format: Annotated[LogFormatOption, typer.Option(help="console or json.")] = (
+        LogFormatOption.console
+    ),
+    reload: Annotated[bool, typer.Option(help="Restart the app server on source changes.")] = True,
+    open_browser: Annotated[bool, typer.Option(help="Open the app in a browser.")] = True,
+    install: Annotated[
+        bool, typer.Option(help="Install the app's missing Python dependencies first.")
+    ] = True,
+) -> None:
+    """Serve a deployment on http://127.0.0.1:4501, like `llamactl serve`."""
+    from local.serve import ServeOptions
+    from local.serve import serve as run_serve
+
+    if log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+        _fail(f"--log-level must be DEBUG, INFO, WARNING or ERROR, not {log_level!r}", code=2)
+    options = ServeOptions(
+        app_dir=app_dir,
+        host=host,
+        port=port,
+        persistence=persistence.value,
+        local_persistence_path=local_persistence_path,
+        log_level=log_level.upper(),
+        log_format=log_format.value,
+        reload=reload,
+        open_browser=open_browser,
+        install=install,
+    )
+    _guarded(lambda: run_serve(options))
+
+
+def _guarded(action: object) -> None:
+    """Run ``action``; llamaws errors become one line and exit 1."""
+    from adapter.errors import LlamawsError
+
+    assert callable(action)
+    try:
+        action()
+    except LlamawsError as exc:
+        if _state["verbose"]:
+            raise
+        _fail(str(exc))
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
+
+
+def _fail(message: str, code: int = 1) -> None:
+    print(f"Error: {message}", file=sys.stderr)
+    raise typer.Exit(code)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+if __name__ == "__main__":
+    main()
