@@ -21,6 +21,7 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import BaseRoute, Mount, Route
 
 from .config import Deployment
+from .delivery import use_awaited_delivery
 from .loader import LoadedWorkflow
 from .runtime_stack import durable_runtime
 
@@ -64,6 +65,7 @@ def create_app(
         workflow_store=store,
         runtime=durable_runtime(store, idle_timeout=idle_timeout),
     )
+    use_awaited_delivery(server)
     for item in workflows:
         server.add_workflow(item.name, item.workflow, additional_events=item.additional_events)
 

@@ -83,8 +83,23 @@ def serve(
         reload=reload,
         open_browser=open_browser,
         install=install,
+        idle_timeout=_idle_timeout(),
     )
     _guarded(lambda: run_serve(options))
+
+
+def _idle_timeout() -> float:
+    """Seconds before a waiting run is released from memory (``LLAMAWS_IDLE_TIMEOUT``)."""
+    import os
+
+    raw = os.environ.get("LLAMAWS_IDLE_TIMEOUT", "60")
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if value <= 0:
+        _fail(f"LLAMAWS_IDLE_TIMEOUT must be a positive number of seconds, not {raw!r}", code=2)
+    return value
 
 
 def _guarded(action: object) -> None:
