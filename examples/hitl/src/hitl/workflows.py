@@ -1,6 +1,6 @@
 """Two ways a run waits for a person.
 
-- ``ask``: a step returns an ``InputRequiredEvent``; another step accepts the
+- ``ask``: a step returns a ``PromptEvent`` (an ``InputRequiredEvent``); another step accepts the
   ``HumanResponseEvent`` posted to ``/events/<handler_id>``.
 - ``quiz``: a step waits with ``ctx.wait_for_event`` for a typed ``AnswerEvent``
   (no ``additional_events`` needed: llamaws registers waited-for types itself).
@@ -16,12 +16,18 @@ from workflows.events import (
 )
 
 
+class PromptEvent(InputRequiredEvent):
+    """Published when the run needs an answer: the prompt to show."""
+
+    prompt: str
+
+
 class AskWorkflow(Workflow):
     """Asks ``prompt`` and finishes with ``You said: <response>``."""
 
     @step
-    async def ask(self, ev: StartEvent) -> InputRequiredEvent:
-        return InputRequiredEvent(prefix=ev.get("prompt", "What is your favourite colour?"))
+    async def ask(self, ev: StartEvent) -> PromptEvent:
+        return PromptEvent(prompt=ev.get("prompt", "What is your favourite colour?"))
 
     @step
     async def answer(self, ev: HumanResponseEvent) -> StopEvent:
