@@ -78,7 +78,7 @@ class RetainRunsDecorator(BaseRuntimeDecorator):
     async def _release_when_done(self, adapter: ExternalRunAdapter) -> None:
         try:
             await adapter.get_result()
-        except BaseException:  # noqa: BLE001 - any end of the run releases it
+        except BaseException:  # any end of the run releases it
             pass
         finally:
             if self._live.get(adapter.run_id) is adapter:

@@ -7,7 +7,7 @@ start of ``llamaws serve`` stay fast.
 from __future__ import annotations
 
 import sys
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -22,12 +22,12 @@ app = typer.Typer(
 )
 
 
-class PersistenceOption(str, Enum):
+class PersistenceOption(StrEnum):
     memory = "memory"
     local = "local"
 
 
-class LogFormatOption(str, Enum):
+class LogFormatOption(StrEnum):
     console = "console"
     json = "json"
 

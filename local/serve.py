@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import logging
 import os
@@ -131,19 +132,19 @@ def _open_when_ready(server: object, url: str) -> None:
 
 
 def _serve_with_reload(options: ServeOptions, deployment: Deployment) -> None:
-    from watchfiles import PythonFilter, run_process
+    from watchfiles import Change, PythonFilter, run_process
 
     src = deployment.config_dir / "src"
     watch = src if src.is_dir() else deployment.config_dir
     started = time.monotonic()
 
-    def on_change(changes: set[tuple[object, str]]) -> None:
+    def on_change(changes: set[tuple[Change, str]]) -> None:
         nonlocal started
         started = time.monotonic()
         names = sorted({Path(path).name for _, path in changes})
         print(f"llamaws: {', '.join(names)} changed, reloading", file=sys.stderr, flush=True)
 
-    child = ServeOptions(**{**options.__dict__, "reload": False, "open_browser": False})
+    child = dataclasses.replace(options, reload=False, open_browser=False)
     run_process(
         watch,
         target=_child_main,
@@ -157,7 +158,7 @@ def _child_main(options: ServeOptions, open_browser: bool) -> None:
     """Entry point of the reloadable server process."""
     try:
         deployment = _prepare(options)
-        _run(options.__class__(**{**options.__dict__, "open_browser": open_browser}), deployment, None)
+        _run(dataclasses.replace(options, open_browser=open_browser), deployment, None)
     except LlamawsError as exc:
         print(f"Error: {exc}", file=sys.stderr, flush=True)
         print("llamaws: fix the error and save to reload", file=sys.stderr, flush=True)

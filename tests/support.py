@@ -36,7 +36,7 @@ def wait_until(
     while time.monotonic() < deadline:
         try:
             value = check()
-        except Exception as exc:  # noqa: BLE001 - keep polling, report the last one
+        except Exception as exc:  # keep polling, report the last one
             last_error = exc
         else:
             if value:
