@@ -40,3 +40,6 @@ def emulator_factory() -> Iterator[Callable[..., Emulator]]:
     yield start
     for emulator in started:
         emulator.stop()
+
+
+from .engines import aws_env, dynamo_table_name, moto_server  # noqa: E402, F401

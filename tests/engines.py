@@ -1,0 +1,92 @@
+"""Real local engines for tests: a moto server (DynamoDB + S3) over HTTP.
+
+The server runs as its own process (``moto_server``) on a free port; the code
+under test reaches it through ``endpoint_url`` exactly as it reaches AWS.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from .support import free_port, wait_until
+
+__all__ = ["AWS_TEST_ENV", "MotoServer", "aws_env", "dynamo_table_name", "moto_server"]
+
+AWS_TEST_ENV = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
+"""Dummy credentials: moto accepts any, and nothing may reach a real account."""
+
+
+@dataclass
+class MotoServer:
+    """A running ``moto_server``: its endpoint serves DynamoDB and S3."""
+
+    endpoint: str
+    process: subprocess.Popen[bytes]
+
+    def reset(self) -> None:
+        """Forget every table and bucket."""
+        httpx.post(f"{self.endpoint}/moto-api/reset", timeout=5)
+
+
+@pytest.fixture(scope="session")
+def aws_env() -> Iterator[dict[str, str]]:
+    """Dummy AWS credentials and region in ``os.environ`` for the session."""
+    saved = {name: os.environ.get(name) for name in AWS_TEST_ENV}
+    os.environ.update(AWS_TEST_ENV)
+    yield dict(AWS_TEST_ENV)
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
+@pytest.fixture(scope="session")
+def moto_server(
+    aws_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[MotoServer]:
+    """One moto server for the session (tables are per test, by unique name)."""
+    port = free_port()
+    binary = Path(sys.executable).with_name("moto_server")
+    log = (tmp_path_factory.mktemp("moto") / "moto.log").open("wb")
+    process = subprocess.Popen(
+        [str(binary), "-H", "127.0.0.1", "-p", str(port)], stdout=log, stderr=subprocess.STDOUT
+    )
+    endpoint = f"http://127.0.0.1:{port}"
+
+    def ready() -> bool:
+        if process.poll() is not None:
+            raise RuntimeError("moto_server exited")
+        return httpx.get(f"{endpoint}/moto-api/", timeout=1).status_code == 200
+
+    try:
+        wait_until(ready, timeout=30, what="moto_server to answer")
+        yield MotoServer(endpoint, process)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()
+
+
+@pytest.fixture
+def dynamo_table_name() -> str:
+    """A table name no other test uses (tables live as long as the moto server)."""
+    return f"llamaws-test-{uuid.uuid4().hex[:12]}"
