@@ -298,6 +298,14 @@ async def test_concurrent_appends_get_each_sequence_exactly_once(
 ) -> None:
     # Three store instances stand for three processes racing on one run.
     writers = [dynamo_store(moto_server, dynamo_table_name) for _ in range(3)]
+    lost_races: list[str] = []
+
+    def count_lost(parsed: dict[str, Any], **_: Any) -> None:
+        if parsed.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+            lost_races.append("lost")
+
+    for writer in writers:
+        writer.table.client.meta.events.register("after-call.dynamodb.PutItem", count_lost)
     await asyncio.gather(
         *(writers[i % 3].append_event("run", envelope(Note(text=f"e{i}"))) for i in range(50))
     )
@@ -305,6 +313,7 @@ async def test_concurrent_appends_get_each_sequence_exactly_once(
     events = await writers[0].query_events("run")
     assert [e.sequence for e in events] == list(range(50))
     assert sorted(e.event.value["text"] for e in events) == sorted(f"e{i}" for i in range(50))
+    assert lost_races, "the writers never raced: the conditional path went untested"
 
 
 async def test_concurrent_ticks_from_two_processes_are_gap_free(
