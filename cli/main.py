@@ -25,6 +25,7 @@ app = typer.Typer(
 class PersistenceOption(StrEnum):
     memory = "memory"
     local = "local"
+    dynamodb = "dynamodb"
 
 
 class LogFormatOption(StrEnum):
@@ -51,10 +52,26 @@ def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     persistence: Annotated[
         PersistenceOption,
-        typer.Option(help="Where runs are kept: memory, or local (SQLite next to the config)."),
+        typer.Option(
+            help="Where runs are kept: memory, local (SQLite next to the config) or dynamodb."
+        ),
     ] = PersistenceOption.local,
     local_persistence_path: Annotated[
         Path | None, typer.Option(help="SQLite file (or directory) for --persistence local.")
+    ] = None,
+    dynamodb_endpoint: Annotated[
+        str | None,
+        typer.Option(
+            help="DynamoDB endpoint for --persistence dynamodb (a local engine: the table "
+            "and bucket are created when missing).",
+            envvar="AWS_ENDPOINT_URL_DYNAMODB",
+        ),
+    ] = None,
+    dynamodb_table: Annotated[
+        str | None, typer.Option(help="Table for --persistence dynamodb (llamaws-<name>).")
+    ] = None,
+    s3_bucket: Annotated[
+        str | None, typer.Option(help="S3 bucket for DynamoDB items over 400 KB.")
     ] = None,
     log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING or ERROR.")] = "INFO",
     log_format: Annotated[LogFormatOption, typer.Option(help="console or json.")] = (
@@ -63,8 +80,15 @@ def serve(
     reload: Annotated[bool, typer.Option(help="Restart the app server on source changes.")] = True,
     open_browser: Annotated[bool, typer.Option(help="Open the app in a browser.")] = True,
     install: Annotated[
-        bool, typer.Option(help="Install the app's missing Python dependencies first.")
+        bool, typer.Option(help="Install the app's missing Python and UI dependencies first.")
     ] = True,
+    ui_port: Annotated[
+        int | None,
+        typer.Option(help="Port of the UI dev server [default: ui.proxy_port, else 4502]."),
+    ] = None,
+    preview: Annotated[
+        bool, typer.Option("--preview", help="Build the UI and serve it statically.")
+    ] = False,
 ) -> None:
     """Serve a deployment on http://127.0.0.1:4501, like `llamactl serve`."""
     from local.serve import ServeOptions
@@ -78,11 +102,16 @@ def serve(
         port=port,
         persistence=persistence.value,
         local_persistence_path=local_persistence_path,
+        dynamodb_endpoint=dynamodb_endpoint,
+        dynamodb_table=dynamodb_table,
+        s3_bucket=s3_bucket,
         log_level=log_level.upper(),
         log_format=log_format.value,
         reload=reload,
         open_browser=open_browser,
         install=install,
+        ui_port=ui_port,
+        preview=preview,
         idle_timeout=_idle_timeout(),
     )
     _guarded(lambda: run_serve(options))

@@ -35,6 +35,9 @@ class ServeOptions:
     port: int = 4501
     persistence: Persistence = "local"
     local_persistence_path: Path | None = None
+    dynamodb_endpoint: str | None = None
+    dynamodb_table: str | None = None
+    s3_bucket: str | None = None
     log_level: str = "INFO"
     log_format: LogFormat = "console"
     reload: bool = True
@@ -94,12 +97,18 @@ def _run(options: ServeOptions, deployment: Deployment, sock: socket.socket | No
     from adapter.loader import load_workflows
 
     from .logs import configure_logging
-    from .stores import open_store
+    from .stores import DynamoOptions, open_store
 
     log_config = configure_logging(options.log_level, options.log_format)
     workflows = load_workflows(deployment)
     store = open_store(
-        options.persistence, deployment.config_dir, options.local_persistence_path
+        options.persistence,
+        deployment.config_dir,
+        options.local_persistence_path,
+        dynamodb=DynamoOptions(
+            options.dynamodb_endpoint, options.dynamodb_table, options.s3_bucket
+        ),
+        deployment_name=deployment.name,
     )
     app = create_app(deployment, workflows, store, idle_timeout=options.idle_timeout)
     config = uvicorn.Config(
