@@ -44,6 +44,10 @@ class ServeOptions:
     open_browser: bool = True
     install: bool = True
     idle_timeout: float = 60.0
+    ui_port: int | None = None
+    """The UI dev server's port; ``None``: the config's ``ui.proxy_port`` (4502)."""
+    preview: bool = False
+    """Build the UI and serve it statically instead of running its dev server."""
 
 
 def serve(options: ServeOptions) -> None:
@@ -52,11 +56,19 @@ def serve(options: ServeOptions) -> None:
     sock = _bind(options.host, options.port)
     url = f"http://{options.host}:{options.port}{deployment.base_path}/"
     print(f"llamaws: serving '{deployment.name}' at {url}", file=sys.stderr, flush=True)
-    if options.reload:
-        sock.close()
-        _serve_with_reload(options, deployment)
-    else:
-        _run(options, deployment, sock)
+    from .ui import ui_running
+
+    with ui_running(
+        deployment,
+        preview=options.preview,
+        install=options.install,
+        ui_port=options.ui_port,
+        server_port=options.port,
+    ):
+        if options.reload:
+            _serve_with_reload(options, deployment, sock)
+        else:
+            _run(options, deployment, sock)
 
 
 def _prepare(options: ServeOptions) -> Deployment:
@@ -98,6 +110,7 @@ def _run(options: ServeOptions, deployment: Deployment, sock: socket.socket | No
 
     from .logs import configure_logging
     from .stores import DynamoOptions, open_store
+    from .ui import emulator_routes
 
     log_config = configure_logging(options.log_level, options.log_format)
     workflows = load_workflows(deployment)
@@ -110,7 +123,15 @@ def _run(options: ServeOptions, deployment: Deployment, sock: socket.socket | No
         ),
         deployment_name=deployment.name,
     )
-    app = create_app(deployment, workflows, store, idle_timeout=options.idle_timeout)
+    app = create_app(
+        deployment,
+        workflows,
+        store,
+        idle_timeout=options.idle_timeout,
+        extra_routes=emulator_routes(
+            deployment, preview=options.preview, ui_port=options.ui_port
+        ),
+    )
     config = uvicorn.Config(
         app.app,
         host=options.host,
@@ -140,34 +161,39 @@ def _open_when_ready(server: object, url: str) -> None:
     threading.Thread(target=wait_and_open, daemon=True).start()
 
 
-def _serve_with_reload(options: ServeOptions, deployment: Deployment) -> None:
-    from watchfiles import Change, PythonFilter, run_process
-
-    src = deployment.config_dir / "src"
-    watch = src if src.is_dir() else deployment.config_dir
-    started = time.monotonic()
-
-    def on_change(changes: set[tuple[Change, str]]) -> None:
-        nonlocal started
-        started = time.monotonic()
-        names = sorted({Path(path).name for _, path in changes})
-        print(f"llamaws: {', '.join(names)} changed, reloading", file=sys.stderr, flush=True)
+def _serve_with_reload(options: ServeOptions, deployment: Deployment, sock: socket.socket) -> None:
+    from .reload import SourceFilter, serve_with_reload, watch_targets
 
     child = dataclasses.replace(options, reload=False, open_browser=False)
-    run_process(
-        watch,
-        target=_child_main,
-        args=(child, options.open_browser),
-        callback=on_change,
-        watch_filter=PythonFilter(extra_extensions=(".toml", ".yaml", ".env")),
+    serve_with_reload(
+        sock,
+        _child_main,
+        (child, options.open_browser),
+        watch_paths=watch_targets(deployment.config_dir, deployment.config.env_files),
+        watch_filter=SourceFilter(deployment.config.env_files),
+        health_url=f"http://{_client_host(options.host)}:{options.port}/health",
+        preload=("uvicorn", "adapter.app", "adapter.loader", "local.stores", "local.ui"),
     )
 
 
-def _child_main(options: ServeOptions, open_browser: bool) -> None:
-    """Entry point of the reloadable server process."""
+def _client_host(host: str) -> str:
+    if host in ("0.0.0.0", ""):
+        return "127.0.0.1"
+    if host == "::":
+        return "[::1]"
+    return f"[{host}]" if ":" in host else host
+
+
+def _child_main(options: ServeOptions, open_browser: bool, sock: socket.socket) -> None:
+    """Entry point of the reloadable server process (serves on the supervisor's socket)."""
+    import signal
+
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     try:
         deployment = _prepare(options)
-        _run(dataclasses.replace(options, open_browser=open_browser), deployment, None)
+        _run(dataclasses.replace(options, open_browser=open_browser), deployment, sock)
+    except KeyboardInterrupt:
+        pass
     except LlamawsError as exc:
         print(f"Error: {exc}", file=sys.stderr, flush=True)
         print("llamaws: fix the error and save to reload", file=sys.stderr, flush=True)
