@@ -187,11 +187,12 @@ def resolve_deployment(path: Path) -> Deployment:
 
     source_root = _source_root(config_dir)
     if config.ui is not None:
-        config = config.model_copy(update={"ui": _apply_package_json(config, config_dir)})
-        _check_inside(config_dir / config.ui.directory, source_root, config_file, "ui.directory")
-        if config.ui.build_output_dir:
+        ui = _apply_package_json(config, config_dir)
+        config = config.model_copy(update={"ui": ui})
+        _check_inside(config_dir / ui.directory, source_root, config_file, "ui.directory")
+        if ui.build_output_dir:
             _check_inside(
-                config_dir / config.ui.build_output_dir,
+                config_dir / ui.build_output_dir,
                 source_root,
                 config_file,
                 "ui.build_output_dir",
@@ -243,7 +244,12 @@ def _read_toml_config(config_dir: Path) -> tuple[DeploymentConfig, Path | None]:
         return DeploymentConfig(), None
     data = _load_toml(pyproject)
     tool = data.get("tool", {})
-    section = (tool.get("llamaagents") or tool.get("llamadeploy")) if isinstance(tool, dict) else None
+    # As the reference: no section still counts as an empty one (project.name applies).
+    section = (
+        (tool.get("llamaagents") or tool.get("llamadeploy") or {})
+        if isinstance(tool, dict)
+        else None
+    )
     if not isinstance(section, dict):
         return DeploymentConfig(), pyproject
     section = dict(section)
@@ -279,12 +285,21 @@ def _from_legacy_yaml(data: dict[str, Any], path: Path) -> DeploymentConfig:
     for service_name, service in services.items():
         if not isinstance(service, dict):
             raise ConfigError(f"{path}: field 'services.{service_name}' must be a mapping")
-        import_path = service.get("import_path") or service.get("import-path") or service.get("path")
+        import_path = (
+            service.get("import_path") or service.get("import-path") or service.get("path")
+        )
         if import_path:
             module, _, attr = str(import_path).rpartition(":")
             workflows[service_name] = f"{Path(module).name}:{attr}"
-        env.update(service.get("env") or {})
-        env_files.extend(service.get("env_files") or service.get("env-files") or [])
+        service_env = service.get("env") or {}
+        service_env_files = service.get("env_files") or service.get("env-files") or []
+        if not isinstance(service_env, dict):
+            raise ConfigError(f"{path}: field 'services.{service_name}.env' must be a mapping")
+        if not isinstance(service_env_files, list):
+            # A bare string would otherwise be split into one "file" per character.
+            raise ConfigError(f"{path}: field 'services.{service_name}.env_files' must be a list")
+        env.update(service_env)
+        env_files.extend(service_env_files)
     default_service = data.get("default_service") or data.get("default-service")
     if default_service:
         if default_service not in workflows:
@@ -293,7 +308,10 @@ def _from_legacy_yaml(data: dict[str, Any], path: Path) -> DeploymentConfig:
                 "which is not a service with an import_path"
             )
         workflows["default"] = workflows[default_service]
-    ui_source = ((data.get("ui") or {}).get("source") or {}) if isinstance(data.get("ui"), dict) else {}
+    ui_data = data.get("ui")
+    ui_source = (ui_data.get("source") or {}) if isinstance(ui_data, dict) else {}
+    if not isinstance(ui_source, dict):
+        raise ConfigError(f"{path}: field 'ui.source' must be a mapping")
     ui_dir = ui_source.get("location") or ui_source.get("name")
     payload: dict[str, Any] = {
         "name": data.get("name", DEFAULT_DEPLOYMENT_NAME),
@@ -372,9 +390,10 @@ def _apply_package_json(config: DeploymentConfig, config_dir: Path) -> UIConfig:
         raise ConfigError(f"{package_json}: invalid JSON: {exc}") from exc
     if not isinstance(data, dict):
         return config.ui
-    section = data.get("llamaagents") or data.get("llamadeploy") or {}
+    key = "llamaagents" if data.get("llamaagents") else "llamadeploy"
+    section = data.get(key) or {}
     if not isinstance(section, dict):
-        raise ConfigError(f"{package_json}: field 'llamadeploy' must be an object")
+        raise ConfigError(f"{package_json}: field '{key}' must be an object")
     payload: dict[str, Any] = {"directory": config.ui.directory, **section}
     manager = data.get("packageManager")
     if "package_manager" not in payload and isinstance(manager, str) and manager:
