@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 import boto3
 import httpx
@@ -30,9 +32,13 @@ def dynamodb_args(moto: MotoServer, table: str) -> list[str]:
     ]  # fmt: skip
 
 
-def finished(api: str, handler_id: str) -> dict[str, object] | None:
+def finished(api: str, handler_id: str) -> dict[str, Any] | None:
     response = httpx.get(f"{api}/handlers/{handler_id}")
     return response.json() if response.status_code == 200 else None  # type: ignore[no-any-return]
+
+
+def waiting(api: str, handler_id: str) -> bool:
+    return httpx.get(f"{api}/handlers/{handler_id}").status_code == 202
 
 
 def test_waiting_runs_finish_after_a_restart_with_state_in_dynamodb(
@@ -47,9 +53,7 @@ def test_waiting_runs_finish_after_a_restart_with_state_in_dynamodb(
     ask = httpx.post(f"{api}/workflows/ask/run-nowait", json={"start_event": {}}).json()
     quiz = httpx.post(f"{api}/workflows/quiz/run-nowait", json={"start_event": {}}).json()
     for handler in (ask, quiz):
-        wait_until(
-            lambda h=handler: httpx.get(f"{api}/handlers/{h['handler_id']}").status_code == 202
-        )
+        wait_until(partial(waiting, api, handler["handler_id"]), what="the run to start")
     # Both runs parked: their prompt is in the run's event log, in DynamoDB.
     client = boto3.client("dynamodb", endpoint_url=moto_server.endpoint)
 
@@ -62,16 +66,16 @@ def test_waiting_runs_finish_after_a_restart_with_state_in_dynamodb(
         return any(prompt in item["data"]["S"] for item in items)
 
     for handler, prompt in ((ask, "InputRequiredEvent"), (quiz, "QuestionEvent")):
-        wait_until(lambda h=handler, p=prompt: logged(h["run_id"], p), what=f"{prompt} logged")
+        wait_until(partial(logged, handler["run_id"], prompt), what=f"{prompt} logged")
 
     emulator.restart()
     assert httpx.post(f"{api}/events/{ask['handler_id']}", json=ANSWER).status_code == 200
     assert httpx.post(f"{api}/events/{quiz['handler_id']}", json=QUIZ_ANSWER).status_code == 200
 
-    done_ask = wait_until(lambda: finished(api, ask["handler_id"]), what="ask to complete")
-    done_quiz = wait_until(lambda: finished(api, quiz["handler_id"]), what="quiz to complete")
-    assert done_ask["result"] == done_ask["result"] | {"value": {"result": "You said: blue"}}
-    assert done_quiz["result"] == done_quiz["result"] | {"value": {"result": "Answer: 42"}}
+    done_ask = wait_until(partial(finished, api, ask["handler_id"]), what="ask to complete")
+    done_quiz = wait_until(partial(finished, api, quiz["handler_id"]), what="quiz to complete")
+    assert done_ask["result"]["value"] == {"result": "You said: blue"}
+    assert done_quiz["result"]["value"] == {"result": "Answer: 42"}
     assert not (app_dir / "workflows.db").exists()
     item = client.get_item(
         TableName=dynamo_table_name,
