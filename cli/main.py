@@ -151,6 +151,11 @@ def _fail(message: str, code: int = 1) -> None:
     raise typer.Exit(code)
 
 
+from cli.dynamodb import app as dynamodb_app  # noqa: E402 - sub-apps after the root commands
+
+app.add_typer(dynamodb_app, name="dynamodb")
+
+
 def main() -> None:
     """Console-script entry point."""
     app()
