@@ -75,6 +75,8 @@ class UIProxy:
         self.upstream = upstream.rstrip("/")
         self._timeout = httpx.Timeout(timeout, connect=connect_timeout)
         self._client: httpx.AsyncClient | None = None
+        # One access line per request is enough: uvicorn already logs it.
+        logging.getLogger("httpx").setLevel(logging.WARNING)
 
     @property
     def client(self) -> httpx.AsyncClient:
@@ -137,7 +139,11 @@ class UIProxy:
             except httpx.TransportError as exc:
                 logger.warning("UI dev server connection lost mid-response: %r", exc)
 
-        response_headers = _strip_hop_by_hop(list(upstream.headers.multi_items()))
+        response_headers = [
+            (k, v)
+            for k, v in _strip_hop_by_hop(list(upstream.headers.multi_items()))
+            if k.lower() != "date"  # the server adds its own
+        ]
         response = StreamingResponse(
             body(), status_code=upstream.status_code, background=BackgroundTask(upstream.aclose)
         )
