@@ -42,9 +42,9 @@ function onEvent(event) {
   const value = event.value || {};
   if (event.type === "ProgressEvent") {
     show(value.message);
-  } else if (event.type === "InputRequiredEvent") {
-    show(`question: ${value.prefix}`);
-    $("prompt").textContent = value.prefix;
+  } else if ((event.types || []).includes("InputRequiredEvent")) {
+    show(`question: ${value.question}`);
+    $("prompt").textContent = value.question;
     $("prompt-form").hidden = false;
     $("answer").focus();
   } else if (event.type === "StopEvent") {

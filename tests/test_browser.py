@@ -1,0 +1,66 @@
+"""End to end in headless Chromium: the ui-app example in preview mode, and the debugger."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from .support import Emulator
+from .ui_support import ui_app_copy
+
+BROWSER_DIR = Path(__file__).parent / "browser"
+CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+
+
+def _missing() -> str | None:
+    if shutil.which("node") is None:
+        return "node is not installed"
+    if not Path(CHROMIUM).exists():
+        return f"no Chromium at {CHROMIUM}: run .ci/install-ui-deps.sh"
+    if not (BROWSER_DIR / "node_modules" / "playwright-core").is_dir():
+        return "tests/browser/node_modules is missing: run .ci/install-ui-deps.sh"
+    return None
+
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(_missing() is not None, reason=_missing() or ""),
+]
+
+
+def test_ui_app_and_debugger_in_chromium(
+    tmp_path: Path, emulator_factory: Callable[..., Emulator]
+) -> None:
+    emulator = emulator_factory(ui_app_copy(tmp_path), "--preview")
+    result = subprocess.run(
+        ["node", str(BROWSER_DIR / "drive.mjs"), emulator.url],
+        capture_output=True,
+        text=True,
+        timeout=90,
+        cwd=BROWSER_DIR,
+        env={**os.environ, "CHROMIUM_PATH": CHROMIUM},
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert "error" not in report, report["error"]
+    assert report["failed"] == []
+    assert report["consoleErrors"] == []
+
+    ui = report["ui"]
+    assert ui["prompt"] == "What is your favourite colour?"
+    assert ui["result"] == "Your favourite is blue."
+    assert ui["events"][0] == "Preparing a question about colour"
+
+    debugger = report["debugger"]
+    assert debugger["url"].endswith("/debugger/index.html?api=%2Fdeployments%2Fui-app")
+    assert debugger["workflows"] == ["greet"]
+    assert debugger["status"] == "completed"
+    assert "Your favourite is green." in debugger["result"]
+    assert debugger["events"][-1] == "StopEvent"
