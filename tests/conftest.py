@@ -42,4 +42,4 @@ def emulator_factory() -> Iterator[Callable[..., Emulator]]:
         emulator.stop()
 
 
-from .engines import aws_env, dynamo_table_name, moto_server  # noqa: E402, F401
+from .engines import aws_env, dynamo_table_name, emulator_store_args, moto_server  # noqa: E402, F401

@@ -19,7 +19,15 @@ import pytest
 
 from .support import free_port, wait_until
 
-__all__ = ["AWS_TEST_ENV", "MotoServer", "aws_env", "dynamo_table_name", "moto_server"]
+__all__ = [
+    "AWS_TEST_ENV",
+    "MotoServer",
+    "aws_env",
+    "dynamo_table_name",
+    "dynamodb_serve_args",
+    "emulator_store_args",
+    "moto_server",
+]
 
 AWS_TEST_ENV = {
     "AWS_ACCESS_KEY_ID": "testing",
@@ -90,3 +98,26 @@ def moto_server(
 def dynamo_table_name() -> str:
     """A table name no other test uses (tables live as long as the moto server)."""
     return f"llamaws-test-{uuid.uuid4().hex[:12]}"
+
+
+def dynamodb_serve_args(moto: MotoServer, table: str) -> list[str]:
+    """``llamaws serve`` flags that keep runs in ``table`` on the moto server."""
+    return [
+        "--persistence", "dynamodb",
+        "--dynamodb-endpoint", moto.endpoint,
+        "--dynamodb-table", table,
+        "--s3-bucket", "llamaws-spill",
+    ]  # fmt: skip
+
+
+@pytest.fixture(scope="module", params=["sqlite", "dynamodb"])
+def emulator_store_args(request: pytest.FixtureRequest) -> list[str]:
+    """Extra ``llamaws serve`` args selecting the store: a module using it runs twice.
+
+    ``sqlite`` is the default store (no args); ``dynamodb`` starts (once per
+    session) the moto server and gives the emulator a fresh table on it.
+    """
+    if request.param == "sqlite":
+        return []
+    moto: MotoServer = request.getfixturevalue("moto_server")
+    return dynamodb_serve_args(moto, f"llamaws-test-{uuid.uuid4().hex[:12]}")

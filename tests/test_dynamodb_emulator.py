@@ -13,23 +13,13 @@ import pytest
 
 from adapter.store.table import handler_key, run_key
 
-from .engines import MotoServer
+from .engines import MotoServer, dynamodb_serve_args
 from .support import Emulator, wait_until
 
 pytestmark = pytest.mark.timeout(90)
 
 ANSWER = {"event": {"type": "HumanResponseEvent", "value": {"response": "blue"}}}
 QUIZ_ANSWER = {"event": {"type": "AnswerEvent", "value": {"answer": "42"}}}
-
-
-def dynamodb_args(moto: MotoServer, table: str) -> list[str]:
-    """The serve flags that put the emulator's runs in ``table`` on the moto server."""
-    return [
-        "--persistence", "dynamodb",
-        "--dynamodb-endpoint", moto.endpoint,
-        "--dynamodb-table", table,
-        "--s3-bucket", "llamaws-spill",
-    ]  # fmt: skip
 
 
 def finished(api: str, handler_id: str) -> dict[str, Any] | None:
@@ -48,7 +38,7 @@ def test_waiting_runs_finish_after_a_restart_with_state_in_dynamodb(
     emulator_factory: Callable[..., Emulator],
 ) -> None:
     app_dir = example_copy("hitl")
-    emulator = emulator_factory(app_dir, *dynamodb_args(moto_server, dynamo_table_name))
+    emulator = emulator_factory(app_dir, *dynamodb_serve_args(moto_server, dynamo_table_name))
     api = f"{emulator.url}/deployments/hitl"
     ask = httpx.post(f"{api}/workflows/ask/run-nowait", json={"start_event": {}}).json()
     quiz = httpx.post(f"{api}/workflows/quiz/run-nowait", json={"start_event": {}}).json()
