@@ -1,4 +1,4 @@
-"""End to end in headless Chromium: the ui-app example in preview mode, and the debugger."""
+"""End to end in headless Chromium: the ui-app example (preview and dev server), the debugger."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from .support import Emulator
+from .support import Emulator, free_port
 from .ui_support import ui_app_copy
 
 BROWSER_DIR = Path(__file__).parent / "browser"
@@ -34,10 +34,12 @@ pytestmark = [
 ]
 
 
+@pytest.mark.parametrize("mode", ["preview", "dev"])
 def test_ui_app_and_debugger_in_chromium(
-    tmp_path: Path, emulator_factory: Callable[..., Emulator]
+    mode: str, tmp_path: Path, emulator_factory: Callable[..., Emulator]
 ) -> None:
-    emulator = emulator_factory(ui_app_copy(tmp_path), "--preview")
+    args = ["--preview"] if mode == "preview" else ["--ui-port", str(free_port())]
+    emulator = emulator_factory(ui_app_copy(tmp_path), *args)
     result = subprocess.run(
         ["node", str(BROWSER_DIR / "drive.mjs"), emulator.url],
         capture_output=True,
@@ -64,3 +66,7 @@ def test_ui_app_and_debugger_in_chromium(
     assert debugger["status"] == "completed"
     assert "Your favourite is green." in debugger["result"]
     assert debugger["events"][-1] == "StopEvent"
+
+    if mode == "dev":  # Vite's HMR websocket went through the proxy and got its hello
+        hmr = [ws for ws in report["websockets"] if "/deployments/ui-app/ui/" in ws["url"]]
+        assert hmr and any('"connected"' in frame for frame in hmr[0]["received"]), report

@@ -4,7 +4,7 @@ import { chromium } from "playwright-core";
 
 const base = process.argv[2];
 const executablePath = process.env.CHROMIUM_PATH || "/usr/bin/chromium";
-const report = { failed: [], consoleErrors: [], ui: {}, debugger: {} };
+const report = { failed: [], consoleErrors: [], ui: {}, debugger: {}, websockets: [] };
 
 const browser = await chromium.launch({
   executablePath,
@@ -24,6 +24,11 @@ function watch(page, name) {
   });
   page.on("console", (m) => { if (m.type() === "error") report.consoleErrors.push(`${name}: ${m.text()}`); });
   page.on("pageerror", (e) => report.consoleErrors.push(`${name}: ${e.message}`));
+  page.on("websocket", (ws) => {
+    const entry = { url: ws.url(), received: [] };
+    report.websockets.push(entry);
+    ws.on("framereceived", (frame) => entry.received.push(String(frame.payload).slice(0, 200)));
+  });
 }
 
 try {
