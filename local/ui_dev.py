@@ -17,7 +17,8 @@ import sys
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from types import TracebackType
+from types import FrameType, TracebackType
+from typing import Any
 
 from adapter.config import Deployment
 from builder.ui_build import install_ui_dependencies, pump_output, run_script_command, ui_env
@@ -45,6 +46,7 @@ class UIDevServer:
     environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
     process: subprocess.Popen[bytes] | None = None
     reused: bool = False
+    _previous_sigterm: Any = field(default=signal.SIG_DFL, repr=False)
 
     @property
     def url(self) -> str:
@@ -98,7 +100,14 @@ class UIDevServer:
                 return
 
     def __enter__(self) -> UIDevServer:
-        return self.start()
+        # SIGTERM ends llamaws like ^C does, so the block exits and the dev server stops
+        # (uvicorn re-raises the signal after its own shutdown).
+        self._previous_sigterm = signal.signal(signal.SIGTERM, _interrupt)
+        try:
+            return self.start()
+        except BaseException:
+            signal.signal(signal.SIGTERM, self._previous_sigterm)
+            raise
 
     def __exit__(
         self,
@@ -106,7 +115,14 @@ class UIDevServer:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self.stop()
+        try:
+            self.stop()
+        finally:
+            signal.signal(signal.SIGTERM, self._previous_sigterm)
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
 
 
 def _kill_rest(pgid: int) -> None:

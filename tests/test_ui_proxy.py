@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shlex
 import shutil
+import signal
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -145,7 +146,7 @@ def test_dev_server_stops_with_the_emulator(
     ui_port = free_port()
     emulator = emulator_factory(make_ui_app(tmp_path, FAKE_DEV), "--ui-port", str(ui_port))
     wait_until(lambda: port_is_listening(ui_port), what="the fake dev server")
-    emulator.stop()
+    emulator.stop(signal.SIGTERM)
     wait_until(lambda: not port_is_listening(ui_port), timeout=10, what="the dev server to stop")
 
 
