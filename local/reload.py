@@ -160,7 +160,9 @@ def serve_with_reload(
                 else:
                     _say("the app server did not start; fix the error and save to reload")
     except KeyboardInterrupt:
-        pass
+        # ^C reaches us twice (the terminal's group signal, then `uv run` forwarding
+        # it): ignore the second one while shutting down.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
     finally:
         _stop(process)
 

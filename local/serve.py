@@ -193,7 +193,7 @@ def _child_main(options: ServeOptions, open_browser: bool, sock: socket.socket) 
         deployment = _prepare(options)
         _run(dataclasses.replace(options, open_browser=open_browser), deployment, sock)
     except KeyboardInterrupt:
-        pass
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # the supervisor stops this process
     except LlamawsError as exc:
         print(f"Error: {exc}", file=sys.stderr, flush=True)
         print("llamaws: fix the error and save to reload", file=sys.stderr, flush=True)

@@ -115,6 +115,8 @@ class UIDevServer:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        if isinstance(exc, KeyboardInterrupt):
+            signal.signal(signal.SIGINT, signal.SIG_IGN)  # a repeated ^C: finish stopping
         try:
             self.stop()
         finally:
