@@ -1,8 +1,9 @@
 """The workflow API of ``llamaws serve``, driven as users drive it.
 
-A real emulator process per example app; the official ``llama-agents-client`` for
-the happy paths and raw httpx where status codes and bodies matter. Expected
-statuses and messages are the reference server's (REFERENCE.md, wire format).
+A real emulator process per example app, once on the embedded SQLite store and
+once on DynamoDB (the moto server); the official ``llama-agents-client`` for the
+happy paths and raw httpx where status codes and bodies matter. Expected statuses
+and messages are the reference server's (REFERENCE.md, wire format).
 """
 
 from __future__ import annotations
@@ -21,26 +22,32 @@ from .support import Emulator, free_port, wait_until
 pytestmark = pytest.mark.timeout(60)
 
 
-def _serve(tmp_path_factory: pytest.TempPathFactory, example: str) -> Iterator[Emulator]:
+def _serve(
+    tmp_path_factory: pytest.TempPathFactory, example: str, store_args: list[str]
+) -> Iterator[Emulator]:
     import shutil
 
     from .support import EXAMPLES
 
     app_dir = tmp_path_factory.mktemp(example) / example
     shutil.copytree(EXAMPLES / example, app_dir)
-    emulator = Emulator(Path(app_dir), free_port()).start()
+    emulator = Emulator(Path(app_dir), free_port(), store_args).start()
     yield emulator
     emulator.stop()
 
 
 @pytest.fixture(scope="module")
-def hello(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
-    yield from _serve(tmp_path_factory, "hello")
+def hello(
+    tmp_path_factory: pytest.TempPathFactory, emulator_store_args: list[str]
+) -> Iterator[Emulator]:
+    yield from _serve(tmp_path_factory, "hello", emulator_store_args)
 
 
 @pytest.fixture(scope="module")
-def hitl(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
-    yield from _serve(tmp_path_factory, "hitl")
+def hitl(
+    tmp_path_factory: pytest.TempPathFactory, emulator_store_args: list[str]
+) -> Iterator[Emulator]:
+    yield from _serve(tmp_path_factory, "hitl", emulator_store_args)
 
 
 def client_for(emulator: Emulator, deployment: str) -> WorkflowClient:
