@@ -19,6 +19,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
+from workflows.runtime.types.plugin import Runtime
 
 from .config import Deployment
 from .delivery import use_awaited_delivery
@@ -54,16 +55,18 @@ def create_app(
     idle_timeout: float = 60.0,
     extra_routes: Sequence[BaseRoute] = (),
     lifespan: bool = True,
+    runtime: Runtime | None = None,
 ) -> DeploymentApp:
     """Build the app for ``deployment`` serving ``workflows`` on ``store``.
 
     ``extra_routes`` (the emulator's UI proxy, debugger) are matched before the
     workflow API. With ``lifespan=False`` the caller starts and stops the server
-    (the Lambda handler does it once per container).
+    (the Lambda handler does it once per container). ``runtime`` replaces the
+    default durable stack (the Lambda handler brings its own).
     """
     server = WorkflowServer(
         workflow_store=store,
-        runtime=durable_runtime(store, idle_timeout=idle_timeout),
+        runtime=runtime or durable_runtime(store, idle_timeout=idle_timeout),
     )
     use_awaited_delivery(server)
     for item in workflows:

@@ -30,7 +30,11 @@ from workflows.events import StartEvent
 from workflows.plugins.basic import BasicRuntime
 from workflows.runtime.runtime_decorators import BaseRuntimeDecorator
 from workflows.runtime.types.internal_state import BrokerState
-from workflows.runtime.types.plugin import ExternalRunAdapter, Runtime
+from workflows.runtime.types.plugin import (
+    ExternalRunAdapter,
+    Runtime,
+    V2RuntimeCompatibilityShim,
+)
 from workflows.workflow import Workflow
 
 __all__ = ["RetainRunsDecorator", "durable_runtime"]
@@ -74,6 +78,12 @@ class RetainRunsDecorator(BaseRuntimeDecorator):
         self._watchers.add(watcher)
         watcher.add_done_callback(self._watchers.discard)
         return adapter
+
+    def release(self, run_id: str) -> None:
+        """Stop a run's control loop in memory (its journal is kept; it can be resumed)."""
+        adapter = self._live.pop(run_id, None)
+        if isinstance(adapter, V2RuntimeCompatibilityShim):
+            adapter.abort()
 
     async def _release_when_done(self, adapter: ExternalRunAdapter) -> None:
         try:

@@ -8,6 +8,8 @@ One table holds every item type (see ``docs/dynamodb.md``)::
     event            R#<run_id>       E#<seq:010d>       -             -
     tick             R#<run_id>       T#<seq:010d>       -             -
     state            R#<run_id>       S#<namespace>      -             -
+    lease            H#<handler_id>   LEASE              -             -
+    inbox entry      H#<handler_id>   I#<ms>#<uuid>      -             -
 
 ``infra`` builds the CloudFormation table from :func:`table_definition` and
 :data:`TTL_ATTRIBUTE`; ``llamaws dynamodb create-table`` and the emulator call
@@ -21,6 +23,8 @@ from typing import Any
 __all__ = [
     "EVENT",
     "GSI1",
+    "INBOX",
+    "LEASE",
     "MAX_ITEM_BYTES",
     "SPILL_THRESHOLD_BYTES",
     "STATE",
@@ -30,7 +34,9 @@ __all__ = [
     "create_table",
     "handler_gsi_key",
     "handler_key",
+    "inbox_key",
     "item_size",
+    "lease_key",
     "run_key",
     "run_meta_key",
     "sequence_bounds",
@@ -71,6 +77,20 @@ def handler_key(handler_id: str) -> dict[str, str]:
 def handler_gsi_key(status: str, workflow_name: str, handler_id: str) -> dict[str, str]:
     """GSI1 attributes of a handler item: listing by status, then workflow."""
     return {GSI1PK: f"ST#{status}", GSI1SK: f"{workflow_name}#{handler_id}"}
+
+
+LEASE = "LEASE"
+INBOX = "I#"
+
+
+def lease_key(handler_id: str) -> dict[str, str]:
+    """The lease of a handler's run: which Lambda container drives it (Lambda only)."""
+    return {PK: f"H#{handler_id}", SK: LEASE}
+
+
+def inbox_key(handler_id: str, entry_id: str) -> dict[str, str]:
+    """An entry (posted event, cancel request) waiting for the run's driver."""
+    return {PK: f"H#{handler_id}", SK: f"{INBOX}{entry_id}"}
 
 
 def run_key(run_id: str) -> str:

@@ -1,0 +1,369 @@
+"""The Lambda handler's execution model, in process: real v2 events, real DynamoDB (moto).
+
+Several containers (threads with their own loop and app) share one table; async
+self-invocations are dispatched to free containers like Lambda's event queue.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import textwrap
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from adapter.lambda_runtime.container import ContainerSettings
+
+from .engines import MotoServer
+from .lambda_service import LambdaService
+from .support import EXAMPLES, wait_until
+
+pytestmark = pytest.mark.timeout(90)
+
+ANSWER = {"event": {"type": "HumanResponseEvent", "value": {"response": "blue"}}}
+
+
+@pytest.fixture
+def settings_for(
+    moto_server: MotoServer, dynamo_table_name: str, tmp_path: Path
+) -> Callable[..., ContainerSettings]:
+    def make(example: str, **overrides: Any) -> ContainerSettings:
+        app_dir = tmp_path / example
+        if not app_dir.exists():
+            shutil.copytree(EXAMPLES / example, app_dir)
+        return ContainerSettings(
+            app_dir=app_dir,
+            table=dynamo_table_name,
+            dynamodb_endpoint=moto_server.endpoint,
+            s3_endpoint=moto_server.endpoint,
+            s3_bucket="llamaws-spill",
+            create_table=True,
+            **overrides,
+        )
+
+    return make
+
+
+@pytest.fixture
+def service_for(
+    settings_for: Callable[..., ContainerSettings],
+) -> Iterator[Callable[..., LambdaService]]:
+    services: list[LambdaService] = []
+
+    def start(
+        example: str, containers: int = 1, budget: float = 30.0, **settings: Any
+    ) -> LambdaService:
+        service = LambdaService(settings_for(example, **settings), containers, budget)
+        services.append(service)
+        return service
+
+    yield start
+    for service in services:
+        service.close()
+
+
+def body(response: tuple[int, dict[str, str], bytes]) -> Any:
+    return json.loads(response[2])
+
+
+def handler_done(service: LambdaService, base: str, handler_id: str) -> dict[str, Any] | None:
+    status, _, raw = service.request("GET", f"{base}/handlers/{handler_id}")
+    return json.loads(raw) if status == 200 else None
+
+
+def test_run_drives_inline_and_returns_the_result(
+    service_for: Callable[..., LambdaService],
+) -> None:
+    service = service_for("hello")
+    status, _, raw = service.request(
+        "POST", "/deployments/hello/workflows/greet/run", json_body={"start_event": {"name": "Ada"}}
+    )
+    assert status == 200, raw
+    assert json.loads(raw)["result"]["value"] == {"result": "Hello, Ada!"}
+
+
+def test_run_nowait_returns_at_once_and_an_async_invocation_finishes_it(
+    service_for: Callable[..., LambdaService],
+) -> None:
+    service = service_for("hello")
+    status, _, raw = service.request(
+        "POST", "/deployments/hello/workflows/greet/run-nowait", json_body={"start_event": {}}
+    )
+    assert status == 200, raw
+    handler_id = json.loads(raw)["handler_id"]
+    done = wait_until(
+        lambda: handler_done(service, "/deployments/hello", handler_id), what="run to complete"
+    )
+    assert done["result"]["value"] == {"result": "Hello, World!"}
+
+
+def test_hitl_answer_posted_to_a_released_run_completes_it(
+    service_for: Callable[..., LambdaService],
+) -> None:
+    service = service_for("hitl")
+    base = "/deployments/hitl"
+    handler_id = body(
+        service.request("POST", f"{base}/workflows/ask/run-nowait", json_body={"start_event": {}})
+    )["handler_id"]
+    # Parked: the driver stopped it once it waited for input.
+    wait_until(lambda: service.idle(), what="the first drive to end")
+    assert not service.containers[0].container.retain.live_run_ids
+    status, _, raw = service.request("POST", f"{base}/events/{handler_id}", json_body=ANSWER)
+    assert (status, json.loads(raw)) == (200, {"status": "sent"})
+    done = wait_until(lambda: handler_done(service, base, handler_id), what="answered run")
+    assert done["result"]["value"] == {"result": "You said: blue"}
+
+
+def test_wait_for_event_run_takes_a_typed_answer(service_for: Callable[..., LambdaService]) -> None:
+    service = service_for("hitl")
+    base = "/deployments/hitl"
+    handler_id = body(
+        service.request("POST", f"{base}/workflows/quiz/run-nowait", json_body={"start_event": {}})
+    )["handler_id"]
+    wait_until(lambda: service.idle(), what="the first drive to end")
+    answer = {"event": {"type": "AnswerEvent", "value": {"answer": "42"}}}
+    assert service.request("POST", f"{base}/events/{handler_id}", json_body=answer)[0] == 200
+    done = wait_until(lambda: handler_done(service, base, handler_id), what="answered quiz")
+    assert done["result"]["value"] == {"result": "Answer: 42"}
+
+
+def test_event_stream_is_a_bounded_long_poll_resumed_by_sequence(
+    service_for: Callable[..., LambdaService],
+) -> None:
+    service = service_for("hitl")
+    base = "/deployments/hitl"
+    handler_id = body(
+        service.request("POST", f"{base}/workflows/ask/run-nowait", json_body={"start_event": {}})
+    )["handler_id"]
+    wait_until(lambda: service.idle(), what="the run to park")
+    started = time.monotonic()
+    status, _, raw = service.request(
+        "GET", f"{base}/events/{handler_id}", params={"after_sequence": "-1"}, budget=4.0
+    )
+    assert status == 200 and time.monotonic() - started < 4.0
+    text = raw.decode()
+    assert "PromptEvent" in text and text.endswith("retry: 1000\n\n")
+    last_id = max(int(line[4:]) for line in text.splitlines() if line.startswith("id: "))
+    service.request("POST", f"{base}/events/{handler_id}", json_body=ANSWER)
+    wait_until(lambda: handler_done(service, base, handler_id), what="answered run")
+    status, _, raw = service.request(
+        "GET", f"{base}/events/{handler_id}", headers={"last-event-id": str(last_id)}
+    )
+    resumed = raw.decode()
+    ids = [int(line[4:]) for line in resumed.splitlines() if line.startswith("id: ")]
+    assert ids and min(ids) > last_id
+    assert "StopEvent" in resumed and "retry:" not in resumed
+
+
+def test_bad_input_gets_the_reference_errors(service_for: Callable[..., LambdaService]) -> None:
+    service = service_for("hitl")
+    base = "/deployments/hitl"
+    assert service.request("POST", f"{base}/workflows/nope/run", json_body={})[0] == 404
+    handler_id = body(
+        service.request("POST", f"{base}/workflows/ask/run-nowait", json_body={"start_event": {}})
+    )["handler_id"]
+    bad = {"event": {"type": "NoSuchEvent", "value": {}}}
+    assert service.request("POST", f"{base}/events/{handler_id}", json_body=bad)[0] == 400
+    assert service.request("POST", f"{base}/events/unknown", json_body=ANSWER)[0] == 404
+
+
+def test_request_over_lambdas_payload_limit_is_413(
+    service_for: Callable[..., LambdaService],
+) -> None:
+    service = service_for("hello")
+    big = {"start_event": {"name": "x" * (6 * 1024 * 1024)}}
+    status, _, raw = service.request(
+        "POST", "/deployments/hello/workflows/greet/run", json_body=big
+    )
+    assert status == 413
+    assert "payload limit" in json.loads(raw)["detail"]
+
+
+def test_cancel_and_purge_a_parked_run(service_for: Callable[..., LambdaService]) -> None:
+    service = service_for("hitl")
+    base = "/deployments/hitl"
+    handler_id = body(
+        service.request("POST", f"{base}/workflows/ask/run-nowait", json_body={"start_event": {}})
+    )["handler_id"]
+    wait_until(lambda: service.idle(), what="the run to park")
+    assert body(service.request("POST", f"{base}/handlers/{handler_id}/cancel")) == {
+        "status": "cancelled"
+    }
+    status, _, raw = service.request("GET", f"{base}/handlers/{handler_id}")
+    assert (status, json.loads(raw)["status"]) == (500, "cancelled")
+    purged = service.request(
+        "POST", f"{base}/handlers/{handler_id}/cancel", params={"purge": "true"}
+    )
+    assert body(purged) == {"status": "deleted"}
+    assert service.request("GET", f"{base}/handlers/{handler_id}")[0] == 404
+
+
+TICKER_APP = """
+import asyncio
+from pathlib import Path
+from workflows import Workflow, step
+from workflows.events import StartEvent, StopEvent
+
+
+class Ticker(Workflow):
+    @step
+    async def tick(self, ev: StartEvent) -> StopEvent:
+        out = Path(ev.get("path"))
+        for _ in range(int(ev.get("ticks", 40))):
+            with out.open("a") as handle:
+                handle.write("x")
+            await asyncio.sleep(0.05)
+        return StopEvent(result=out.stat().st_size)
+
+
+ticker = Ticker(timeout=None)
+"""
+
+
+def _ticker_app(tmp_path: Path) -> Path:
+    app = tmp_path / "ticker"
+    (app / "src").mkdir(parents=True)
+    (app / "src" / "ticker_app.py").write_text(textwrap.dedent(TICKER_APP))
+    (app / "pyproject.toml").write_text(
+        '[tool.llamadeploy]\nname = "ticker"\nworkflows = { ticker = "ticker_app:ticker" }\n'
+    )
+    return app
+
+
+def test_nothing_of_a_run_executes_between_invocations(
+    settings_for: Callable[..., ContainerSettings], tmp_path: Path
+) -> None:
+    _ticker_app(tmp_path)
+    settings = settings_for("ticker")
+    service = LambdaService(settings, containers=1)
+    # No dispatcher work: hold the async queue so the continue is not run.
+    service._stop.set()
+    try:
+        out = tmp_path / "ticks.txt"
+        status, _, _ = service.request(
+            "POST",
+            "/deployments/ticker/workflows/ticker/run-nowait",
+            json_body={"start_event": {"path": str(out), "ticks": 40}},
+        )
+        assert status == 200
+        size = out.stat().st_size if out.exists() else 0
+        time.sleep(0.5)  # the step would have written ~10 more ticks if it still ran
+        assert (out.stat().st_size if out.exists() else 0) == size
+        assert not service.containers[0].container.retain.live_run_ids
+        assert service.queue.qsize() == 1  # handed to a continue invocation instead
+    finally:
+        service.close()
+
+
+def test_run_whose_budget_runs_out_answers_504_and_continues(
+    settings_for: Callable[..., ContainerSettings], tmp_path: Path
+) -> None:
+    _ticker_app(tmp_path)
+    service = LambdaService(settings_for("ticker", safety_margin_seconds=0.5), budget=10.0)
+    try:
+        out = tmp_path / "ticks.txt"
+        status, _, raw = service.request(
+            "POST",
+            "/deployments/ticker/workflows/ticker/run",
+            json_body={"start_event": {"path": str(out), "ticks": 30}},
+            budget=1.5,
+        )
+        assert status == 504
+        handler_id = json.loads(raw)["handler_id"]
+        assert handler_id in json.loads(raw)["detail"]
+        done = wait_until(
+            lambda: handler_done(service, "/deployments/ticker", handler_id),
+            timeout=30,
+            what="the run to finish in continue invocations",
+        )
+        assert done["status"] == "completed"
+    finally:
+        service.close()
+
+
+def test_concurrent_answers_across_containers_are_each_delivered_once(
+    service_for: Callable[..., LambdaService],
+    settings_for: Callable[..., ContainerSettings],
+    tmp_path: Path,
+) -> None:
+    app = tmp_path / "collect"
+    (app / "src").mkdir(parents=True)
+    (app / "src" / "collect_app.py").write_text(textwrap.dedent(COLLECT_APP))
+    (app / "pyproject.toml").write_text(
+        '[tool.llamadeploy]\nname = "collect"\nworkflows = { collect = "collect_app:collect" }\n'
+    )
+    service = service_for("collect", containers=3)
+    base = "/deployments/collect"
+    handler_id = body(
+        service.request(
+            "POST", f"{base}/workflows/collect/run-nowait", json_body={"start_event": {}}
+        )
+    )["handler_id"]
+    wait_until(lambda: service.idle(), what="the run to park")
+
+    def post(i: int) -> int:
+        event = {"event": {"type": "Item", "value": {"n": i}}}
+        return service.request(
+            "POST", f"{base}/events/{handler_id}", json_body=event, container=i % 3
+        )[0]
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        statuses = list(pool.map(post, range(50)))
+    assert statuses == [200] * 50
+    done = wait_until(
+        lambda: handler_done(service, base, handler_id), timeout=60, what="all 50 items"
+    )
+    assert sorted(done["result"]["value"]["result"]) == list(range(50))
+
+
+COLLECT_APP = """
+from workflows import Context, Workflow, step
+from workflows.events import Event, StartEvent, StopEvent
+
+
+class Item(Event):
+    n: int
+
+
+class Collect(Workflow):
+    @step
+    async def start(self, ev: StartEvent) -> Item | None:
+        return None  # items come from outside; the annotation declares the type
+
+    @step(num_workers=1)
+    async def gather(self, ctx: Context, ev: Item) -> StopEvent | None:
+        seen = await ctx.store.get("seen", default=[])
+        seen.append(ev.n)
+        await ctx.store.set("seen", seen)
+        if len(seen) >= 50:
+            return StopEvent(result=seen)
+        return None
+
+
+collect = Collect(timeout=None)
+"""
+
+
+def test_continue_of_a_parked_run_ends_idle_without_spending_its_budget(
+    service_for: Callable[..., LambdaService],
+) -> None:
+    service = service_for("hitl")
+    handler_id = body(
+        service.request(
+            "POST", "/deployments/hitl/workflows/ask/run-nowait", json_body={"start_event": {}}
+        )
+    )["handler_id"]
+    wait_until(lambda: service.idle(), what="the run to park")
+    started = time.monotonic()
+    result = (
+        service.containers[0]
+        .invoke({"llamaws": {"kind": "continue", "handler_id": handler_id}}, budget=20.0)
+        .result()
+    )
+    assert result == {"handler_id": handler_id, "outcome": "idle"}
+    assert time.monotonic() - started < 5.0
