@@ -89,6 +89,24 @@ def serve(
     preview: Annotated[
         bool, typer.Option("--preview", help="Build the UI and serve it statically.")
     ] = False,
+    lambda_mode: Annotated[
+        bool,
+        typer.Option(
+            "--lambda",
+            help="Send every request through the real Lambda handler (RIE + awslambdaric, "
+            "API Gateway v2 events, DynamoDB; a moto server is started without "
+            "--dynamodb-endpoint). No reload.",
+        ),
+    ] = False,
+    lambda_containers: Annotated[
+        int, typer.Option(help="--lambda: most Lambda containers at once.", min=1)
+    ] = 2,
+    lambda_timeout: Annotated[
+        int, typer.Option(help="--lambda: the function timeout in seconds.", min=1, max=900)
+    ] = 60,
+    sweep_interval: Annotated[
+        float, typer.Option(help="--lambda: seconds between sweep invocations (0: none).", min=0)
+    ] = 60.0,
 ) -> None:
     """Serve a deployment on http://127.0.0.1:4501, like `llamactl serve`."""
     from local.serve import ServeOptions
@@ -113,6 +131,10 @@ def serve(
         ui_port=ui_port,
         preview=preview,
         idle_timeout=_idle_timeout(),
+        lambda_mode=lambda_mode,
+        lambda_containers=lambda_containers,
+        lambda_timeout=float(lambda_timeout),
+        sweep_interval=sweep_interval,
     )
     _guarded(lambda: run_serve(options))
 

@@ -36,6 +36,9 @@ How the RIE behaves (measured with aws-sam-cli 1.170.0's x86_64 binary):
 - **No payload limit is enforced**: a 7 MB event arrives truncated (the runtime
   fails with ``Runtime.UnmarshalError``), so callers must enforce Lambda's 6 MB
   limit themselves.
+- **The Runtime API port is fixed** (127.0.0.1:9001) unless
+  ``--runtime-api-address`` is given: a second RIE on the same machine panics
+  with ``bind: address already in use``. Each container gets its own free port.
 - The context object carries ``AWS_LAMBDA_FUNCTION_NAME`` (else
   ``test_function``) and a deadline from the function timeout.
 """
@@ -273,7 +276,9 @@ class RieContainer:
         }
         env.setdefault("AWS_REGION", env.get("AWS_DEFAULT_REGION", "us-east-1"))
         command = [
-            str(ensure_rie()), "--runtime-interface-emulator-address", f"{self.host}:{self.port}",
+            str(ensure_rie()),
+            "--runtime-interface-emulator-address", f"{self.host}:{self.port}",
+            "--runtime-api-address", f"{self.host}:{_free_port(self.host)}",
             self.python, "-m", "awslambdaric", self.handler,
         ]  # fmt: skip
         self.process = subprocess.Popen(

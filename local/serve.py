@@ -48,6 +48,14 @@ class ServeOptions:
     """The UI dev server's port; ``None``: the config's ``ui.proxy_port`` (4502)."""
     preview: bool = False
     """Build the UI and serve it statically instead of running its dev server."""
+    lambda_mode: bool = False
+    """Every request through the real Lambda handler in RIE containers (``--lambda``)."""
+    lambda_containers: int = 2
+    """``--lambda``: most containers running at once (each serves one invocation)."""
+    lambda_timeout: float = 60.0
+    """``--lambda``: the function timeout in seconds."""
+    sweep_interval: float = 60.0
+    """``--lambda``: seconds between sweep invocations (0: none)."""
 
 
 def serve(options: ServeOptions) -> None:
@@ -65,7 +73,9 @@ def serve(options: ServeOptions) -> None:
         ui_port=options.ui_port,
         server_port=options.port,
     ):
-        if options.reload:
+        if options.lambda_mode:
+            _run_lambda(options, deployment, sock)
+        elif options.reload:
             _serve_with_reload(options, deployment, sock)
         else:
             _run(options, deployment, sock)
@@ -146,6 +156,51 @@ def _run(options: ServeOptions, deployment: Deployment, sock: socket.socket | No
         landing = "ui/" if deployment.config.ui is not None else "docs"
         _open_when_ready(server, f"http://{options.host}:{options.port}{deployment.base_path}/{landing}")
     server.run(sockets=[sock] if sock is not None else None)
+
+
+def _run_lambda(options: ServeOptions, deployment: Deployment, sock: socket.socket) -> None:
+    """``--lambda``: serve through ``adapter.handler`` in RIE containers (no reload)."""
+    from .lambda_mode import lambda_settings, serve_lambda
+    from .logs import configure_logging
+    from .ui import emulator_routes
+
+    if options.persistence == "memory":
+        raise LlamawsError(
+            "--lambda keeps runs in DynamoDB: --persistence memory is not shared by containers",
+            hint="Drop --persistence (a local engine is started) or pass --persistence dynamodb.",
+        )
+    settings, engine = lambda_settings(
+        app_dir=options.app_dir,
+        deployment_name=deployment.name,
+        dynamodb_endpoint=options.dynamodb_endpoint,
+        dynamodb_table=options.dynamodb_table,
+        s3_bucket=options.s3_bucket,
+        containers=options.lambda_containers,
+        sweep_interval=options.sweep_interval,
+        timeout=options.lambda_timeout,
+    )
+    print(
+        f"llamaws: --lambda: up to {settings.containers} container(s) running "
+        f"{settings.handler}; table '{settings.table}' at {settings.dynamodb_endpoint}"
+        f"{' (moto, for this session)' if engine else ''}",
+        file=sys.stderr,
+        flush=True,
+    )
+    try:
+        serve_lambda(
+            settings,
+            sock,
+            host=options.host,
+            port=options.port,
+            log_level=options.log_level,
+            log_config=configure_logging(options.log_level, options.log_format),
+            extra_routes=emulator_routes(
+                deployment, preview=options.preview, ui_port=options.ui_port
+            ),
+        )
+    finally:
+        if engine is not None:
+            engine.stop()
 
 
 def _open_when_ready(server: object, url: str) -> None:

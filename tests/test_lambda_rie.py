@@ -7,6 +7,7 @@ the RIE behaves, which ``llamaws serve --lambda`` relies on.
 from __future__ import annotations
 
 import os
+import subprocess
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -84,3 +85,8 @@ def test_concurrent_invocations_are_serialised_not_crashing_the_rie(
         thread.join(timeout=20)
     assert sorted(results) == [0, 1, 2, 3]
     assert container.alive()
+
+
+def test_two_containers_run_side_by_side(container: RieContainer) -> None:
+    with RieContainer(ECHO, cwd=ROOT, log=subprocess.DEVNULL) as second:
+        assert second.invoke({}).result()["pid"] != container.invoke({}).result()["pid"]
