@@ -68,7 +68,14 @@ class LocalContainer:
 class LambdaService:
     """Containers plus the asynchronous-invocation queue and its dispatcher."""
 
-    def __init__(self, settings: ContainerSettings, containers: int = 1, budget: float = 30.0):
+    def __init__(
+        self,
+        settings: ContainerSettings,
+        containers: int = 1,
+        budget: float = 30.0,
+        *,
+        dispatch: bool = True,
+    ) -> None:
         self.budget = budget
         self.queue: queue.Queue[dict[str, Any]] = queue.Queue()
         self.invoker = QueueInvoker(self)
@@ -78,7 +85,20 @@ class LambdaService:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._dispatcher = threading.Thread(target=self._dispatch, daemon=True)
-        self._dispatcher.start()
+        if dispatch:
+            self._dispatcher.start()
+        else:
+            self._stop.set()
+
+    def drain(self) -> list[dict[str, Any]]:
+        """Run the queued asynchronous invocations here, one by one (``dispatch=False``)."""
+        results = []
+        while not self.queue.empty():
+            payload = self.queue.get()
+            results.append(self.containers[0].invoke(payload, self.budget).result())
+            with self._lock:
+                self._in_flight -= 1
+        return results
 
     def enqueue(self, payload: dict[str, Any]) -> None:
         with self._lock:
@@ -110,7 +130,8 @@ class LambdaService:
 
     def close(self) -> None:
         self._stop.set()
-        self._dispatcher.join(timeout=5)
+        if self._dispatcher.is_alive():
+            self._dispatcher.join(timeout=5)
         for container in self.containers:
             container.close()
 

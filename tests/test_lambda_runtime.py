@@ -240,9 +240,7 @@ def test_nothing_of_a_run_executes_between_invocations(
 ) -> None:
     _ticker_app(tmp_path)
     settings = settings_for("ticker")
-    service = LambdaService(settings, containers=1)
-    # No dispatcher work: hold the async queue so the continue is not run.
-    service._stop.set()
+    service = LambdaService(settings, containers=1, dispatch=False)
     try:
         out = tmp_path / "ticks.txt"
         status, _, _ = service.request(
@@ -367,3 +365,99 @@ def test_continue_of_a_parked_run_ends_idle_without_spending_its_budget(
     )
     assert result == {"handler_id": handler_id, "outcome": "idle"}
     assert time.monotonic() - started < 5.0
+
+
+def _ticker_run(service: LambdaService, out: Path, ticks: int) -> str:
+    status, _, raw = service.request(
+        "POST",
+        "/deployments/ticker/workflows/ticker/run-nowait",
+        json_body={"start_event": {"path": str(out), "ticks": ticks}},
+    )
+    assert status == 200, raw
+    return str(json.loads(raw)["handler_id"])
+
+
+def _grows(path: Path) -> bool:
+    if not path.exists():
+        return False
+    size = path.stat().st_size
+    time.sleep(0.2)
+    return path.stat().st_size > size
+
+
+def test_second_container_does_not_drive_a_run_another_drives(
+    settings_for: Callable[..., ContainerSettings], tmp_path: Path
+) -> None:
+    _ticker_app(tmp_path)
+    service = LambdaService(settings_for("ticker"), containers=2, dispatch=False)
+    try:
+        out = tmp_path / "ticks.txt"
+        handler_id = _ticker_run(service, out, ticks=60)
+        continue_event = {"llamaws": {"kind": "continue", "handler_id": handler_id}}
+        first = service.containers[0].invoke(continue_event, budget=30.0)
+        wait_until(lambda: _grows(out), what="container 0 to drive the step")
+        second = service.containers[1].invoke(continue_event, budget=30.0).result()
+        assert second == {"handler_id": handler_id, "outcome": "busy"}
+        assert not service.containers[1].container.retain.live_run_ids
+        assert first.result()["outcome"] == "finished"
+    finally:
+        service.close()
+
+
+def test_run_of_a_killed_driver_is_resumed_after_its_lease_expires(
+    settings_for: Callable[..., ContainerSettings], tmp_path: Path, aws_env: dict[str, str]
+) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from .support import ROOT
+
+    _ticker_app(tmp_path)
+    settings = settings_for("ticker", lease_seconds=2.0)
+    service = LambdaService(settings, containers=1, dispatch=False)
+    try:
+        out = tmp_path / "ticks.txt"
+        handler_id = _ticker_run(service, out, ticks=40)
+        service.queue.get()  # this continue goes to a process that will be killed
+        with service._lock:
+            service._in_flight -= 1
+        env = {
+            **os.environ,
+            "LLAMAWS_APP_DIR": str(settings.app_dir),
+            "LLAMAWS_TABLE": settings.table,
+            "AWS_ENDPOINT_URL_DYNAMODB": str(settings.dynamodb_endpoint),
+            "AWS_ENDPOINT_URL_S3": str(settings.s3_endpoint),
+            "LLAMAWS_S3_BUCKET": str(settings.s3_bucket),
+            "LLAMAWS_LEASE_SECONDS": "2",
+            "LLAMAWS_ASYNC_INVOKE_URL": "http://127.0.0.1:9/unused",
+        }
+        driver = subprocess.Popen(
+            [sys.executable, "-m", "tests.lambda_driver_process", handler_id], cwd=ROOT, env=env
+        )
+        try:
+            wait_until(lambda: _grows(out), timeout=30, what="the driver process to run the step")
+        finally:
+            driver.send_signal(signal.SIGKILL)
+            driver.wait()
+        base = "/deployments/ticker"
+        assert handler_done(service, base, handler_id) is None  # still running, undriven
+
+        def swept() -> bool:
+            result = service.containers[0].invoke({"llamaws": {"kind": "sweep"}}).result()
+            return handler_id in result["continued"]
+
+        wait_until(swept, timeout=15, interval=0.5, what="the sweeper to see the expired lease")
+        assert [r["outcome"] for r in service.drain()] == ["finished"]
+        done = handler_done(service, base, handler_id)
+        assert done is not None and done["status"] == "completed"
+        _, _, raw = service.request(
+            "GET",
+            f"{base}/events/{handler_id}",
+            params={"after_sequence": "-1", "include_internal": "true"},
+        )
+        ids = [int(line[4:]) for line in raw.decode().splitlines() if line.startswith("id: ")]
+        assert ids == list(range(len(ids)))
+    finally:
+        service.close()
