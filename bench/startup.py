@@ -17,7 +17,8 @@ after one untimed start of each server:
   llamaws/llamactl (goal: <= 0.25). Both use their default persistence (SQLite
   ``workflows.db`` next to the config) and log level (INFO, access log on).
 - **floors**, measured in the same rounds: ``python -c pass`` and
-  ``python -c "import llama_agents.server"`` with this venv's interpreter, and a
+  ``python -c "import llama_agents.server"`` with this venv's interpreter (run from a
+  temp dir, like the servers), and a
   bare ``WorkflowServer`` (same workflow, SQLite store, Starlette mount at
   ``/deployments/hello``) on ``uvicorn.run``.
 - **throughput**: ``POST /deployments/hello/workflows/greet/run
@@ -416,9 +417,11 @@ class Samples:
         )
 
 
-def time_command(command: list[str], env: dict[str, str]) -> float:
+def time_command(command: list[str], env: dict[str, str], cwd: Path) -> float:
     started = time.perf_counter()
-    subprocess.run(command, env=env, check=True, timeout=120, stdout=subprocess.DEVNULL)
+    subprocess.run(
+        command, cwd=cwd, env=env, check=True, timeout=120, stdout=subprocess.DEVNULL
+    )  # fmt: skip
     return time.perf_counter() - started
 
 
@@ -474,7 +477,7 @@ def measure_startup(
     for spec in servers:
         stop(start_server(spec, fresh(), client, args.timeout))
     for _, command in floor_commands:
-        time_command(command, env)
+        time_command(command, env, fresh().parent)
     for round_ in range(args.runs):
         order = (llamaws, llamactl, bare) if round_ % 2 == 0 else (llamactl, llamaws, bare)
         for spec in order:
@@ -482,7 +485,7 @@ def measure_startup(
             stop(running)
             startup[spec.label].values.append(running.ready_after)
         for samples, command in floor_commands:
-            samples.values.append(time_command(command, env))
+            samples.values.append(time_command(command, env, fresh().parent))
         say(
             f"  round {round_ + 1}/{args.runs}: "
             + ", ".join(f"{s.label.split()[0]} {startup[s.label].values[-1]:.2f} s" for s in order)
