@@ -16,7 +16,7 @@ import pytest
 
 from local.rie import RieContainer, ensure_rie, rie_arch, rie_cache_path
 
-from .support import ROOT
+from .support import ROOT, wait_until
 
 ECHO = "tests.lambda_echo.handler"
 
@@ -90,3 +90,9 @@ def test_concurrent_invocations_are_serialised_not_crashing_the_rie(
 def test_two_containers_run_side_by_side(container: RieContainer) -> None:
     with RieContainer(ECHO, cwd=ROOT, log=subprocess.DEVNULL) as second:
         assert second.invoke({}).result()["pid"] != container.invoke({}).result()["pid"]
+
+
+def test_stopping_a_container_ends_its_runtime_process() -> None:
+    with RieContainer(ECHO, cwd=ROOT, log=subprocess.DEVNULL) as container:
+        pid = container.invoke({}).result()["pid"]
+    wait_until(lambda: not Path(f"/proc/{pid}").exists(), timeout=10, what="runtime gone")
