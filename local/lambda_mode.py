@@ -57,7 +57,7 @@ from typing import Any
 
 from adapter.errors import LlamawsError
 
-from .rie import Invocation, RieContainer
+from .rie import Invocation, RieContainer, set_parent_death_signal
 
 __all__ = [
     "ASYNC_INVOKE_PATH",
@@ -265,6 +265,7 @@ class ContainerPool:
         self._condition = threading.Condition()
         self._closed = False
         self.cold_starts = 0
+        self._spawner = ThreadPoolExecutor(1, thread_name_prefix="lambda-spawner")
 
     @contextlib.contextmanager
     def container(self, timeout: float = 900.0) -> Iterator[RieContainer]:
@@ -301,7 +302,9 @@ class ContainerPool:
                     raise LlamawsError(f"no Lambda container free after {timeout:.0f}s")
                 self._condition.wait(remaining)
         try:
-            return placeholder.start()
+            # Started from one long-lived thread: with die_with_parent the RIE ends
+            # when that thread (this process) ends, even if it is killed.
+            return self._spawner.submit(placeholder.start).result()
         except BaseException:
             with self._condition:
                 self._all.remove(placeholder)
@@ -310,13 +313,15 @@ class ContainerPool:
 
     def _release(self, container: RieContainer) -> None:
         with self._condition:
-            if self._closed or not container.alive():
+            retire = self._closed or not container.alive()
+            if retire:
                 if container in self._all:
                     self._all.remove(container)
-                container.stop()
             else:
                 self._idle.append(container)
             self._condition.notify()
+        if retire:
+            container.stop()
 
     @property
     def started(self) -> int:
@@ -324,15 +329,14 @@ class ContainerPool:
             return len(self._all)
 
     def close(self) -> None:
-        """Stop every container (busy ones are stopped as they come back)."""
+        """Stop every container; invocations in flight fail (their RIE is gone)."""
         with self._condition:
             self._closed = True
-            idle, self._idle = self._idle, []
-            for container in idle:
-                self._all.remove(container)
+            everything, self._all, self._idle = self._all, [], []
             self._condition.notify_all()
-        for container in idle:
+        for container in everything:
             container.stop()
+        self._spawner.shutdown(wait=False)
 
 
 class AsyncInvoker:
@@ -609,6 +613,7 @@ def start_local_engine(timeout: float = 30.0) -> LocalEngine:
         [found, "-H", "127.0.0.1", "-p", str(port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        preexec_fn=set_parent_death_signal,  # called from the main thread: dies with us
     )
     engine = LocalEngine(f"http://127.0.0.1:{port}", process)
     deadline = time.monotonic() + timeout
@@ -671,6 +676,7 @@ class LambdaService:
                 memory_mb=self.settings.memory_mb,
                 function_name=f"llamaws-{self.settings.table}",
                 log=self.log,
+                die_with_parent=True,
             )
 
         self.pool = ContainerPool(make_container, self.settings.containers)

@@ -76,6 +76,7 @@ __all__ = [
     "ensure_rie",
     "rie_arch",
     "rie_cache_path",
+    "set_parent_death_signal",
 ]
 
 SAM_CLI_VERSION = "1.170.0"
@@ -248,6 +249,9 @@ class RieContainer:
     host: str = "127.0.0.1"
     port: int = 0
     """0: a free port is picked at :meth:`start`."""
+    die_with_parent: bool = False
+    """Linux: the RIE gets SIGTERM when the *thread* that started it ends (so also when
+    this process dies, even by SIGKILL). Start such containers from a long-lived thread."""
     process: subprocess.Popen[bytes] | None = field(default=None, init=False)
     invocations: int = field(default=0, init=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
@@ -289,6 +293,7 @@ class RieContainer:
             stdout=self.log,
             stderr=subprocess.STDOUT if self.log is not None else None,
             start_new_session=True,  # stop() ends the runtime child with the RIE
+            preexec_fn=set_parent_death_signal if self.die_with_parent else None,
         )
         self._client = httpx.Client(timeout=httpx.Timeout(self.timeout + 30.0, connect=5.0))
         deadline = time.monotonic() + timeout
@@ -315,9 +320,12 @@ class RieContainer:
                     f"the Lambda runtime emulator exited (code {self.process.returncode})"
                 )
             started = time.monotonic()
-            response = self._client.post(
-                self.url, content=body, headers={"content-type": "application/json"}
-            )
+            try:
+                response = self._client.post(
+                    self.url, content=body, headers={"content-type": "application/json"}
+                )
+            except httpx.TransportError as exc:  # the RIE died (or was stopped) meanwhile
+                raise LlamawsError(f"the Lambda runtime emulator did not answer: {exc!r}") from exc
             self.invocations += 1
             return Invocation(response.status_code, response.content, time.monotonic() - started)
 
@@ -347,6 +355,15 @@ class RieContainer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def set_parent_death_signal() -> None:
+    """In the child: ask Linux for SIGTERM when the parent (thread) ends."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
 def _free_port(host: str) -> int:
