@@ -186,7 +186,7 @@ app.add_typer(dynamodb_app, name="dynamodb")
 
 def main() -> None:
     """Console-script entry point."""
-    if "serve" in sys.argv[1:3]:
+    if [arg for arg in sys.argv[1:3] if arg not in ("-v", "--verbose")][:1] == ["serve"]:
         # Starting a server allocates many long-lived objects (modules, pydantic
         # schemas) and little garbage: collecting them costs ~10% of the start.
         # serve() turns the collector back on before serving.
