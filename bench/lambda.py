@@ -1,0 +1,453 @@
+"""The Lambda handler's costs (a script: prints figures, asserts nothing).
+
+    uv run python -m bench.lambda [--repeat 5] [--runs 100] [--resumes 5]
+
+- **P1 cold start**: a fresh interpreter that imports ``adapter.handler`` and
+  serves its first request (an API Gateway v2 event for
+  ``GET /deployments/hello/workflows``, the table on a moto server) against a
+  fresh interpreter that only imports the dependencies
+  (``llama_agents.server, mangum, boto3, starlette``). Wall time of each process,
+  median of ``--repeat``; goal: ratio <= 1.25.
+- **P2 warm throughput**: ``POST …/workflows/greet/run`` as in-process calls of
+  ``handler(event, context)`` (a fake context with ``get_remaining_time_in_millis``)
+  against the same app on uvicorn (``llamaws serve`` on the same DynamoDB engine)
+  over HTTP; sequential runs per second and their ratio.
+- **P4 HITL resume**: a run released while waiting for an answer, with a short
+  and a ~100-tick history: ``POST /events/<id>`` → the captured ``continue``
+  invocation → ``GET /handlers/<id>`` says completed; median latency.
+
+A moto server is started here (loopback, free port); asynchronous invocations go
+to a local endpoint that records them, and the benchmark invokes them itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+
+from local.lambda_mode import http_event, http_response
+
+__all__ = ["main"]
+
+T = TypeVar("T")
+
+ROOT = Path(__file__).resolve().parents[1]
+DEPENDENCIES = "import llama_agents.server, mangum, boto3, starlette"
+AWS_DUMMY = {
+    "AWS_ACCESS_KEY_ID": "bench",
+    "AWS_SECRET_ACCESS_KEY": "bench",
+    "AWS_SESSION_TOKEN": "bench",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_REGION": "us-east-1",
+}
+
+LOOP_STEPS = (0, 10, 25, 33, 50)
+"""Loop lengths of the P4 workflows (``loop<n>``): the history before the wait.
+
+Fixed per workflow, not taken from the start event (see the note in ``bench_resume``)."""
+
+LOOP_APP = {
+    "pyproject.toml": """
+        [project]
+        name = "resume"
+        version = "0.1.0"
+        requires-python = ">=3.11"
+
+        [tool.llamadeploy]
+        name = "resume"
+
+        [tool.llamadeploy.workflows]
+    """
+    + "".join(f'        loop{n} = "resume.workflows:loop{n}"\n' for n in LOOP_STEPS),
+    "src/resume/__init__.py": "",
+    "src/resume/workflows.py": '''
+        """Loops ``steps`` times (history), then waits for an answer."""
+        from typing import Any
+        from workflows import Workflow, step
+        from workflows.events import (
+            Event, HumanResponseEvent, InputRequiredEvent, StartEvent, StopEvent,
+        )
+
+        class Again(Event):
+            left: int
+
+        class Question(InputRequiredEvent):
+            prompt: str
+
+        class Loop(Workflow):
+            def __init__(self, steps: int, **kwargs: Any) -> None:
+                super().__init__(**kwargs)
+                self.steps = steps
+
+            @step
+            async def begin(self, ev: StartEvent) -> Again | Question:
+                return Again(left=self.steps) if self.steps > 0 else Question(prompt="?")
+
+            @step
+            async def again(self, ev: Again) -> Again | Question:
+                return Again(left=ev.left - 1) if ev.left > 1 else Question(prompt="?")
+
+            @step
+            async def answer(self, ev: HumanResponseEvent) -> StopEvent:
+                return StopEvent(result=ev.response)
+    '''
+    + "".join(f"\n        loop{n} = Loop({n}, timeout=None)" for n in LOOP_STEPS)
+    + "\n",
+}
+
+
+# -- engines and helpers ----------------------------------------------------------------
+
+
+@contextmanager
+def moto_server() -> Iterator[str]:
+    port = _free_port()
+    process = subprocess.Popen(
+        [str(Path(sys.executable).with_name("moto_server")), "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    endpoint = f"http://127.0.0.1:{port}"
+    try:
+        _wait(lambda: httpx.get(f"{endpoint}/moto-api/", timeout=1).status_code == 200)
+        yield endpoint
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+class Captured:
+    """Records the function's asynchronous invocations (202, nothing run)."""
+
+    def __init__(self) -> None:
+        self.events: list[dict[str, Any]] = []
+        captured = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers.get("content-length") or 0)
+                captured.events.append(json.loads(self.rfile.read(length)))
+                self.send_response(202)
+                self.send_header("content-length", "0")
+                self.end_headers()
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/invoke"
+
+    def take(self, handler_id: str) -> dict[str, Any]:
+        """The (first) pending continue event for ``handler_id``, removed from the list."""
+
+        def find() -> dict[str, Any] | None:
+            for event in list(self.events):
+                if event.get("llamaws", {}).get("handler_id") == handler_id:
+                    self.events.remove(event)
+                    return event
+            return None
+
+        return _wait(find)
+
+
+class Context:
+    """Lambda's context object, as far as the handler uses it."""
+
+    function_name = "bench"
+    aws_request_id = "bench"
+
+    def __init__(self, seconds: float = 60.0) -> None:
+        self.deadline = time.monotonic() + seconds
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(int((self.deadline - time.monotonic()) * 1000), 0)
+
+
+def v2(method: str, path: str, body: Any = None) -> dict[str, Any]:
+    content = json.dumps(body).encode() if body is not None else b""
+    return http_event(method, path, "", [("content-type", "application/json")], content)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _wait(check: Callable[[], T | None], timeout: float = 30.0) -> T:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            value = check()
+        except Exception:
+            value = None
+        if value:
+            return value
+        time.sleep(0.02)
+    raise TimeoutError(f"{check!r} not true after {timeout}s")
+
+
+def _write_app(target: Path, files: dict[str, str]) -> Path:
+    for name, text in files.items():
+        (target / name).parent.mkdir(parents=True, exist_ok=True)
+        (target / name).write_text(textwrap.dedent(text))
+    return target
+
+
+def function_env(app_dir: Path, endpoint: str, table: str, invoke_url: str) -> dict[str, str]:
+    return {
+        **AWS_DUMMY,
+        "LLAMAWS_APP_DIR": str(app_dir),
+        "LLAMAWS_TABLE": table,
+        "LLAMAWS_CREATE_TABLE": "1",
+        "AWS_ENDPOINT_URL_DYNAMODB": endpoint,
+        "AWS_ENDPOINT_URL_S3": endpoint,
+        "LLAMAWS_ASYNC_INVOKE_URL": invoke_url,
+    }
+
+
+# -- P1 ---------------------------------------------------------------------------------
+
+COLD_CHILD = """
+import json, time
+t0 = time.perf_counter()
+from adapter.handler import handler
+from local.lambda_mode import http_event, http_response
+t1 = time.perf_counter()
+class Ctx:
+    def get_remaining_time_in_millis(self): return 60000
+event = http_event("GET", "/deployments/hello/workflows", "", [], b"")
+status, _, body = http_response(handler(event, Ctx()))
+t2 = time.perf_counter()
+assert status == 200 and json.loads(body)["workflows"] == ["greet"], body
+print(json.dumps({"import": t1 - t0, "first_request": t2 - t1}))
+"""
+
+
+def _process_seconds(code: str, env: dict[str, str]) -> tuple[float, str]:
+    started = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    elapsed = time.perf_counter() - started
+    if done.returncode != 0:
+        raise RuntimeError(done.stderr[-3000:])
+    return elapsed, done.stdout
+
+
+def bench_cold_start(endpoint: str, hello: Path, captured: Captured, repeat: int) -> None:
+    table = f"bench-cold-{uuid.uuid4().hex[:8]}"
+    env = function_env(hello, endpoint, table, captured.url)
+    _process_seconds(COLD_CHILD, env)  # creates the table; warms the OS file cache
+    _process_seconds(DEPENDENCIES, env)
+    bare: list[float] = []
+    full: list[float] = []
+    parts: list[dict[str, float]] = []
+    for _ in range(repeat):
+        bare.append(_process_seconds(DEPENDENCIES, env)[0])
+        seconds, out = _process_seconds(COLD_CHILD, env)
+        full.append(seconds)
+        parts.append(json.loads(out))
+    b, f = statistics.median(bare), statistics.median(full)
+    imp = statistics.median(p["import"] for p in parts)
+    first = statistics.median(p["first_request"] for p in parts)
+    print(f"P1 cold start (fresh interpreter, wall time, median of {repeat})")
+    print(f"   bare import of dependencies ({DEPENDENCIES[7:]}): {b * 1000:7.0f} ms")
+    print(f"   import adapter.handler + first request (v2 GET /workflows): {f * 1000:7.0f} ms")
+    print(f"     of which: import adapter.handler {imp * 1000:.0f} ms (in-process), "
+          f"first invocation {first * 1000:.0f} ms (container build + request)")  # fmt: skip
+    print(f"   ratio: {f / b:.2f}  (goal <= 1.25)")
+
+
+# -- P2 ---------------------------------------------------------------------------------
+
+
+def bench_warm(endpoint: str, hello: Path, captured: Captured, runs: int) -> None:
+    table = f"bench-warm-{uuid.uuid4().hex[:8]}"
+    os.environ.update(function_env(hello, endpoint, table, captured.url))
+    from adapter.handler import handler
+
+    run = v2("POST", "/deployments/hello/workflows/greet/run", {"start_event": {"name": "Ada"}})
+
+    def once() -> None:
+        status, _, body = http_response(handler(run, Context()))  # type: ignore[arg-type]
+        assert status == 200 and b"Hello, Ada!" in body, body
+
+    for _ in range(5):
+        once()
+    started = time.perf_counter()
+    for _ in range(runs):
+        once()
+    in_process = runs / (time.perf_counter() - started)
+
+    port = _free_port()
+    serve_table = f"bench-uvicorn-{uuid.uuid4().hex[:8]}"
+    log = tempfile.TemporaryFile()  # noqa: SIM115 - closed after the server stops
+    server = subprocess.Popen(
+        [sys.executable, "-m", "cli.main", "serve", str(hello), "--port", str(port),
+         "--no-reload", "--no-open-browser", "--no-install", "--log-level", "WARNING",
+         "--persistence", "dynamodb", "--dynamodb-endpoint", endpoint,
+         "--dynamodb-table", serve_table],
+        cwd=ROOT, env={**os.environ, **AWS_DUMMY}, stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        url = f"http://127.0.0.1:{port}"
+        _wait(lambda: httpx.get(f"{url}/health", timeout=1).status_code == 200)
+        with httpx.Client(base_url=f"{url}/deployments/hello", timeout=30) as client:
+
+            def over_http() -> None:
+                response = client.post("/workflows/greet/run", json={"start_event": {"name": "A"}})
+                assert response.status_code == 200, response.text
+
+            for _ in range(5):
+                over_http()
+            started = time.perf_counter()
+            for _ in range(runs):
+                over_http()
+            uvicorn_rate = runs / (time.perf_counter() - started)
+    finally:
+        server.terminate()
+        server.wait(timeout=15)
+        log.close()
+    print(f"P2 warm runs of greet (sequential, {runs} runs, DynamoDB on moto)")
+    print(f"   handler(event, context) in-process: {in_process:7.1f} runs/s "
+          f"({1000 / in_process:.1f} ms/run)")  # fmt: skip
+    print(f"   llamaws serve (uvicorn) over HTTP:   {uvicorn_rate:7.1f} runs/s "
+          f"({1000 / uvicorn_rate:.1f} ms/run)")  # fmt: skip
+    print(f"   ratio handler/uvicorn: {in_process / uvicorn_rate:.2f}")
+
+
+# -- P4 ---------------------------------------------------------------------------------
+
+
+def bench_resume(endpoint: str, app_dir: Path, captured: Captured, resumes: int) -> None:
+    """Runs in this process on the container P2 built (same env), app: the loop app."""
+    import asyncio
+
+    from adapter.handler import handler
+    from adapter.store import DynamoSettings, DynamoWorkflowStore
+
+    table = os.environ["LLAMAWS_TABLE"]
+    store = DynamoWorkflowStore(
+        DynamoSettings(table_name=table, endpoint_url=endpoint, region_name="us-east-1")
+    )
+    base = "/deployments/resume"
+
+    def call(event: dict[str, Any]) -> tuple[int, Any]:
+        result = handler(event, Context())  # type: ignore[arg-type]
+        if "statusCode" not in result:
+            return 0, result
+        status, _, body = http_response(result)
+        return status, json.loads(body) if body else None
+
+    def released_run(n: int) -> tuple[str, int]:
+        status, started = call(v2("POST", f"{base}/workflows/loop{n}/run-nowait", {}))
+        assert status == 200, started
+        handler_id = started["handler_id"]
+        for _ in range(20):  # continue until the run waits (released: idle)
+            _, outcome = call(captured.take(handler_id))
+            if outcome.get("outcome") == "idle":
+                break
+        else:
+            raise RuntimeError(f"run {handler_id} never became idle")
+        run_id = call(v2("GET", f"{base}/handlers/{handler_id}"))[1]["run_id"]
+        ticks = len(asyncio.run(store.get_ticks(run_id)))
+        return handler_id, ticks
+
+    def resume(handler_id: str) -> float:
+        started = time.perf_counter()
+        answer = {"event": {"type": "HumanResponseEvent", "value": {"response": "ok"}}}
+        status, sent = call(v2("POST", f"{base}/events/{handler_id}", answer))
+        assert status == 200, sent
+        call(captured.take(handler_id))
+        status, done = call(v2("GET", f"{base}/handlers/{handler_id}"))
+        assert status == 200 and done["status"] == "completed", done
+        return time.perf_counter() - started
+
+    _, base_ticks = released_run(0)
+    _, ten_ticks = released_run(10)
+    per_step = max((ten_ticks - base_ticks) / 10, 0.1)
+    long_n = min(LOOP_STEPS, key=lambda n: abs(base_ticks + n * per_step - 100))
+    print(f"P4 HITL resume of a released run (POST /events → continue → completed), "
+          f"median of {resumes}")  # fmt: skip
+    for n in (0, long_n):
+        latencies = []
+        ticks = 0
+        for _ in range(resumes):
+            handler_id, ticks = released_run(n)
+            latencies.append(resume(handler_id))
+        print(f"   {ticks:4d} ticks of history: {statistics.median(latencies) * 1000:7.1f} ms "
+              f"(min {min(latencies) * 1000:.1f}, max {max(latencies) * 1000:.1f})")  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.lambda")
+    parser.add_argument("--repeat", type=int, default=5, help="P1 process pairs")
+    parser.add_argument("--runs", type=int, default=100, help="P2 runs per side")
+    parser.add_argument("--resumes", type=int, default=5, help="P4 resumes per history")
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="llamaws-bench-") as tmp, moto_server() as endpoint:
+        hello = Path(tmp) / "hello"
+        shutil.copytree(ROOT / "examples" / "hello", hello)
+        loop_app = _write_app(Path(tmp) / "resume", LOOP_APP)
+        captured = Captured()
+        bench_cold_start(endpoint, hello, captured, args.repeat)
+        bench_warm(endpoint, hello, captured, args.runs)
+        # P4 needs a container of the loop app: a fresh interpreter (one container each).
+        _run_p4(endpoint, loop_app, args.resumes)
+        captured.server.shutdown()
+
+
+def _run_p4(endpoint: str, loop_app: Path, resumes: int) -> None:
+    """P4 in a child interpreter: its one container serves the loop app."""
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.lambda", "--p4-child", endpoint, str(loop_app), str(resumes)],
+        cwd=ROOT,
+        env={**os.environ, **AWS_DUMMY},
+        check=False,
+    )
+    if done.returncode != 0:
+        print(f"P4 failed (exit {done.returncode})")
+
+
+def _p4_child(endpoint: str, loop_app: str, resumes: int) -> None:
+    captured = Captured()
+    os.environ.update(
+        function_env(Path(loop_app), endpoint, f"bench-resume-{uuid.uuid4().hex[:8]}", captured.url)
+    )
+    bench_resume(endpoint, Path(loop_app), captured, resumes)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 5 and sys.argv[1] == "--p4-child":
+        _p4_child(sys.argv[2], sys.argv[3], int(sys.argv[4]))
+    else:
+        main()
