@@ -392,11 +392,6 @@ def test_run_nowait_is_driven_only_by_its_continue_invocation(
     assert done["result"]["value"] == {"result": "Hello, Ada!"}
 
 
-@pytest.mark.xfail(
-    strict=False,  # it passes when the run gets past its first step before the hand-off
-    reason="handler bug (reported): a plain start_event dict given to run-nowait is lost "
-    "when the run is handed off after its first tick (the envelope form survives)",
-)
 def test_run_nowait_keeps_a_plain_start_event_across_the_hand_off(
     hello_rie: tuple[RieContainer, CapturedInvocations],
 ) -> None:

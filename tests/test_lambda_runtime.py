@@ -91,15 +91,23 @@ def test_run_nowait_returns_at_once_and_an_async_invocation_finishes_it(
     service_for: Callable[..., LambdaService],
 ) -> None:
     service = service_for("hello")
-    status, _, raw = service.request(
-        "POST", "/deployments/hello/workflows/greet/run-nowait", json_body={"start_event": {}}
-    )
-    assert status == 200, raw
-    handler_id = json.loads(raw)["handler_id"]
-    done = wait_until(
-        lambda: handler_done(service, "/deployments/hello", handler_id), what="run to complete"
-    )
-    assert done["result"]["value"] == {"result": "Hello, World!"}
+    # Handed off right after the start: the start event's fields must survive.
+    names = ["Ada", "Bo", "Cy", "Di"]
+    handler_ids = []
+    for name in names:
+        status, _, raw = service.request(
+            "POST",
+            "/deployments/hello/workflows/greet/run-nowait",
+            json_body={"start_event": {"name": name}},
+        )
+        assert status == 200, raw
+        handler_ids.append(json.loads(raw)["handler_id"])
+    for name, handler_id in zip(names, handler_ids, strict=True):
+        done = wait_until(
+            lambda h=handler_id: handler_done(service, "/deployments/hello", h),
+            what="run to complete",
+        )
+        assert done["result"]["value"] == {"result": f"Hello, {name}!"}
 
 
 def test_hitl_answer_posted_to_a_released_run_completes_it(

@@ -242,6 +242,15 @@ class RunDriver:
                     run_id, status=status, result=result, error=error
                 )
                 return None
+        if not replayed.context.is_running:
+            # Without its start event in the journal, a resumed run would start over
+            # from an empty StartEvent: fail it visibly instead.
+            await self.store.update_handler_status(
+                run_id,
+                status="failed",
+                error="handler crashed before its start event was persisted; cannot resume",
+            )
+            return None
         self.quiescence.forget(run_id)
         workflow.run(ctx=replayed.context, run_id=run_id)
         # A run resumed while waiting publishes no new WorkflowIdleEvent: its
@@ -274,9 +283,10 @@ class RunDriver:
         handed: list[str] = []
         for run_id in sorted(self.retain.live_run_ids):
             signals = self.quiescence.signals(run_id)
-            # A run with no journaled tick could not be resumed: let it write one.
+            # A run is resumable once its start event is journaled (the first tick
+            # is only the session start): let a run just started get that far.
             limit = min(deadline, time.monotonic() + 2.0)
-            while signals.ticks == 0 and time.monotonic() < limit:
+            while signals.added == 0 and time.monotonic() < limit:
                 signals.changed.clear()
                 try:
                     await asyncio.wait_for(signals.changed.wait(), limit - time.monotonic())
