@@ -75,9 +75,7 @@ class DeploymentConfig(BaseModel):
     @classmethod
     def _url_safe_name(cls, value: str) -> str:
         if not _NAME_RE.match(value):
-            raise ValueError(
-                f"{value!r} is not URL-safe: use letters, digits, '.', '_' and '-'"
-            )
+            raise ValueError(f"{value!r} is not URL-safe: use letters, digits, '.', '_' and '-'")
         return value
 
     @field_validator("app")
@@ -200,9 +198,7 @@ def resolve_deployment(path: Path) -> Deployment:
     return Deployment(config, config_dir, config_file, source_root)
 
 
-def resolve_environment(
-    deployment: Deployment, environ: Mapping[str, str]
-) -> dict[str, str]:
+def resolve_environment(deployment: Deployment, environ: Mapping[str, str]) -> dict[str, str]:
     """The variables to set for the app: ``env``, then each env file in order.
 
     Later sources overwrite earlier ones; empty values are skipped. Raises
@@ -407,9 +403,7 @@ def _apply_package_json(config: DeploymentConfig, config_dir: Path) -> UIConfig:
         from_package.build_output_dir = str(
             Path(config.ui.directory) / from_package.build_output_dir
         )
-    return _merge_ui(from_package, config.ui).model_copy(
-        update={"directory": config.ui.directory}
-    )
+    return _merge_ui(from_package, config.ui).model_copy(update={"directory": config.ui.directory})
 
 
 # -- paths -------------------------------------------------------------------

@@ -103,10 +103,11 @@ def test_run_nowait_returns_at_once_and_an_async_invocation_finishes_it(
         assert status == 200, raw
         handler_ids.append(json.loads(raw)["handler_id"])
     for name, handler_id in zip(names, handler_ids, strict=True):
-        done = wait_until(
-            lambda h=handler_id: handler_done(service, "/deployments/hello", h),
-            what="run to complete",
-        )
+
+        def finished(h: str = handler_id) -> dict[str, Any] | None:
+            return handler_done(service, "/deployments/hello", h)
+
+        done = wait_until(finished, what="run to complete")
         assert done["result"]["value"] == {"result": f"Hello, {name}!"}
 
 
