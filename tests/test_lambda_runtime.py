@@ -71,6 +71,17 @@ def body(response: tuple[int, dict[str, str], bytes]) -> Any:
     return json.loads(response[2])
 
 
+def park(service: LambdaService, base: str, workflow: str) -> str:
+    """Start ``workflow`` with run-nowait and wait until its drive has ended (parked)."""
+    handler_id = body(
+        service.request(
+            "POST", f"{base}/workflows/{workflow}/run-nowait", json_body={"start_event": {}}
+        )
+    )["handler_id"]
+    wait_until(lambda: service.idle(), what="the run to park")
+    return str(handler_id)
+
+
 def handler_done(service: LambdaService, base: str, handler_id: str) -> dict[str, Any] | None:
     status, _, raw = service.request("GET", f"{base}/handlers/{handler_id}")
     return json.loads(raw) if status == 200 else None
@@ -116,11 +127,7 @@ def test_hitl_answer_posted_to_a_released_run_completes_it(
 ) -> None:
     service = service_for("hitl")
     base = "/deployments/hitl"
-    handler_id = body(
-        service.request("POST", f"{base}/workflows/ask/run-nowait", json_body={"start_event": {}})
-    )["handler_id"]
-    # Parked: the driver stopped it once it waited for input.
-    wait_until(lambda: service.idle(), what="the first drive to end")
+    handler_id = park(service, base, "ask")  # the driver stopped it once it waited
     assert not service.containers[0].container.retain.live_run_ids
     status, _, raw = service.request("POST", f"{base}/events/{handler_id}", json_body=ANSWER)
     assert (status, json.loads(raw)) == (200, {"status": "sent"})
@@ -131,10 +138,7 @@ def test_hitl_answer_posted_to_a_released_run_completes_it(
 def test_wait_for_event_run_takes_a_typed_answer(service_for: Callable[..., LambdaService]) -> None:
     service = service_for("hitl")
     base = "/deployments/hitl"
-    handler_id = body(
-        service.request("POST", f"{base}/workflows/quiz/run-nowait", json_body={"start_event": {}})
-    )["handler_id"]
-    wait_until(lambda: service.idle(), what="the first drive to end")
+    handler_id = park(service, base, "quiz")
     answer = {"event": {"type": "AnswerEvent", "value": {"answer": "42"}}}
     assert service.request("POST", f"{base}/events/{handler_id}", json_body=answer)[0] == 200
     done = wait_until(lambda: handler_done(service, base, handler_id), what="answered quiz")
@@ -146,10 +150,7 @@ def test_event_stream_is_a_bounded_long_poll_resumed_by_sequence(
 ) -> None:
     service = service_for("hitl")
     base = "/deployments/hitl"
-    handler_id = body(
-        service.request("POST", f"{base}/workflows/ask/run-nowait", json_body={"start_event": {}})
-    )["handler_id"]
-    wait_until(lambda: service.idle(), what="the run to park")
+    handler_id = park(service, base, "ask")
     started = time.monotonic()
     status, _, raw = service.request(
         "GET", f"{base}/events/{handler_id}", params={"after_sequence": "-1"}, budget=4.0
@@ -173,9 +174,7 @@ def test_bad_input_gets_the_reference_errors(service_for: Callable[..., LambdaSe
     service = service_for("hitl")
     base = "/deployments/hitl"
     assert service.request("POST", f"{base}/workflows/nope/run", json_body={})[0] == 404
-    handler_id = body(
-        service.request("POST", f"{base}/workflows/ask/run-nowait", json_body={"start_event": {}})
-    )["handler_id"]
+    handler_id = park(service, base, "ask")
     bad = {"event": {"type": "NoSuchEvent", "value": {}}}
     assert service.request("POST", f"{base}/events/{handler_id}", json_body=bad)[0] == 400
     assert service.request("POST", f"{base}/events/unknown", json_body=ANSWER)[0] == 404
@@ -196,10 +195,7 @@ def test_request_over_lambdas_payload_limit_is_413(
 def test_cancel_and_purge_a_parked_run(service_for: Callable[..., LambdaService]) -> None:
     service = service_for("hitl")
     base = "/deployments/hitl"
-    handler_id = body(
-        service.request("POST", f"{base}/workflows/ask/run-nowait", json_body={"start_event": {}})
-    )["handler_id"]
-    wait_until(lambda: service.idle(), what="the run to park")
+    handler_id = park(service, base, "ask")
     assert body(service.request("POST", f"{base}/handlers/{handler_id}/cancel")) == {
         "status": "cancelled"
     }
@@ -306,12 +302,7 @@ def test_concurrent_answers_across_containers_are_each_delivered_once(
     )
     service = service_for("collect", containers=3)
     base = "/deployments/collect"
-    handler_id = body(
-        service.request(
-            "POST", f"{base}/workflows/collect/run-nowait", json_body={"start_event": {}}
-        )
-    )["handler_id"]
-    wait_until(lambda: service.idle(), what="the run to park")
+    handler_id = park(service, base, "collect")
 
     def post(i: int) -> int:
         event = {"event": {"type": "Item", "value": {"n": i}}}
@@ -360,12 +351,7 @@ def test_continue_of_a_parked_run_ends_idle_without_spending_its_budget(
     service_for: Callable[..., LambdaService],
 ) -> None:
     service = service_for("hitl")
-    handler_id = body(
-        service.request(
-            "POST", "/deployments/hitl/workflows/ask/run-nowait", json_body={"start_event": {}}
-        )
-    )["handler_id"]
-    wait_until(lambda: service.idle(), what="the run to park")
+    handler_id = park(service, "/deployments/hitl", "ask")
     started = time.monotonic()
     result = (
         service.containers[0]
