@@ -5,11 +5,12 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
-
-from llama_agents.server import AbstractWorkflowStore, MemoryWorkflowStore, SqliteWorkflowStore
+from typing import TYPE_CHECKING, Literal
 
 from adapter.errors import LlamawsError
+
+if TYPE_CHECKING:  # the server is imported when a store is opened, not before
+    from llama_agents.server import AbstractWorkflowStore
 
 __all__ = ["DynamoOptions", "Persistence", "open_store"]
 
@@ -45,6 +46,8 @@ def open_store(
     the spill bucket are created when missing; against AWS they must exist (``llamaws
     dynamodb create-table`` or the deployment stack).
     """
+    from llama_agents.server import MemoryWorkflowStore, SqliteWorkflowStore
+
     if persistence == "memory":
         return MemoryWorkflowStore()
     if persistence == "dynamodb":
