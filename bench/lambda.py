@@ -42,7 +42,7 @@ from typing import Any, TypeVar
 
 import httpx
 
-from local.lambda_mode import http_event, http_response
+from local.lambda_events import http_event, http_response
 
 __all__ = ["main"]
 
@@ -235,7 +235,7 @@ COLD_CHILD = """
 import json, time
 t0 = time.perf_counter()
 from adapter.handler import handler
-from local.lambda_mode import http_event, http_response
+from local.lambda_events import http_event, http_response
 t1 = time.perf_counter()
 class Ctx:
     def get_remaining_time_in_millis(self): return 60000

@@ -169,37 +169,15 @@ def http_event(
     params: Mapping[str, str] | None = None,
     headers: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    """An API Gateway HTTP API (v2.0) event, as a Function URL sends it."""
-    body = json.dumps(json_body) if json_body is not None else None
+    """An API Gateway HTTP API (v2.0) event, built like ``llamaws serve --lambda`` does."""
+    from local.lambda_events import http_event as event_of
+
+    body = json.dumps(json_body).encode() if json_body is not None else b""
     all_headers = {"host": "lambda.test", "user-agent": "pytest", **(headers or {})}
-    if body is not None:
+    if json_body is not None:
         all_headers.setdefault("content-type", "application/json")
-        all_headers["content-length"] = str(len(body.encode()))
-    return {
-        "version": "2.0",
-        "routeKey": "$default",
-        "rawPath": path,
-        "rawQueryString": urlencode(params or {}),
-        "headers": {k.lower(): v for k, v in all_headers.items()},
-        "requestContext": {
-            "accountId": "123456789012",
-            "apiId": "local",
-            "domainName": "lambda.test",
-            "http": {
-                "method": method,
-                "path": path,
-                "protocol": "HTTP/1.1",
-                "sourceIp": "127.0.0.1",
-                "userAgent": "pytest",
-            },
-            "requestId": "req",
-            "routeKey": "$default",
-            "stage": "$default",
-            "timeEpoch": int(time.time() * 1000),
-        },
-        "body": body,
-        "isBase64Encoded": False,
-    }
+        all_headers["content-length"] = str(len(body))
+    return event_of(method, path, urlencode(params or {}), list(all_headers.items()), body)
 
 
 def purge_app_modules(app_dir: Path) -> None:

@@ -28,7 +28,7 @@ import httpx
 import pytest
 from llama_agents.client import WorkflowClient
 
-from local.lambda_mode import http_event, http_response
+from local.lambda_events import http_event, http_response
 from local.rie import Invocation, RieContainer
 
 from .engines import MotoServer

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import httpx
 
-from local.lambda_mode import http_event, http_response
+from local.lambda_events import http_event, http_response
 
 from .support import ROOT, Emulator, wait_until
 
