@@ -8,16 +8,12 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import httpx
 import pytest
-
-from .support import free_port, wait_until
 
 __all__ = [
     "AWS_TEST_ENV",
@@ -64,34 +60,15 @@ def aws_env() -> Iterator[dict[str, str]]:
 
 
 @pytest.fixture(scope="session")
-def moto_server(
-    aws_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[MotoServer]:
+def moto_server(aws_env: dict[str, str]) -> Iterator[MotoServer]:
     """One moto server for the session (tables are per test, by unique name)."""
-    port = free_port()
-    binary = Path(sys.executable).with_name("moto_server")
-    log = (tmp_path_factory.mktemp("moto") / "moto.log").open("wb")
-    process = subprocess.Popen(
-        [str(binary), "-H", "127.0.0.1", "-p", str(port)], stdout=log, stderr=subprocess.STDOUT
-    )
-    endpoint = f"http://127.0.0.1:{port}"
+    from local.engine import start_local_engine
 
-    def ready() -> bool:
-        if process.poll() is not None:
-            raise RuntimeError("moto_server exited")
-        return httpx.get(f"{endpoint}/moto-api/", timeout=1).status_code == 200
-
+    engine = start_local_engine()
     try:
-        wait_until(ready, timeout=30, what="moto_server to answer")
-        yield MotoServer(endpoint, process)
+        yield MotoServer(engine.endpoint, engine.process)
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
+        engine.stop()
 
 
 @pytest.fixture
