@@ -62,8 +62,6 @@ def serve(options: ServeOptions) -> None:
     """Resolve, prepare and serve the deployment until interrupted."""
     deployment = _prepare(options)
     sock = _bind(options.host, options.port)
-    url = f"http://{options.host}:{options.port}{deployment.base_path}/"
-    print(f"llamaws: serving '{deployment.name}' at {url}", file=sys.stderr, flush=True)
     from .ui import ui_running
 
     with ui_running(
@@ -74,11 +72,18 @@ def serve(options: ServeOptions) -> None:
         server_port=options.port,
     ):
         if options.lambda_mode:
+            _announce(options, deployment)
             _run_lambda(options, deployment, sock)
         elif options.reload:
+            _announce(options, deployment)
             _serve_with_reload(options, deployment, sock)
         else:
-            _run(options, deployment, sock)
+            _run(options, deployment, sock, announce=True)
+
+
+def _announce(options: ServeOptions, deployment: Deployment) -> None:
+    url = f"http://{options.host}:{options.port}{deployment.base_path}/"
+    print(f"llamaws: serving '{deployment.name}' at {url}", file=sys.stderr, flush=True)
 
 
 def _prepare(options: ServeOptions) -> Deployment:
@@ -113,8 +118,18 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _run(options: ServeOptions, deployment: Deployment, sock: socket.socket | None) -> None:
-    """Build the app and serve it on ``sock`` (or bind the port) until stopped."""
+def _run(
+    options: ServeOptions,
+    deployment: Deployment,
+    sock: socket.socket | None,
+    *,
+    announce: bool = False,
+) -> None:
+    """Build the app and serve it on ``sock`` (or bind the port) until stopped.
+
+    With ``announce`` the "serving at" line is printed once the app is built, so a
+    workflow that fails to import is the only thing reported.
+    """
     import uvicorn
 
     from adapter.app import create_app
@@ -140,9 +155,7 @@ def _run(options: ServeOptions, deployment: Deployment, sock: socket.socket | No
         workflows,
         store,
         idle_timeout=options.idle_timeout,
-        extra_routes=emulator_routes(
-            deployment, preview=options.preview, ui_port=options.ui_port
-        ),
+        extra_routes=emulator_routes(deployment, preview=options.preview, ui_port=options.ui_port),
     )
     config = uvicorn.Config(
         app.app,
@@ -154,9 +167,13 @@ def _run(options: ServeOptions, deployment: Deployment, sock: socket.socket | No
         timeout_graceful_shutdown=3,
     )
     server = uvicorn.Server(config)
+    if announce:
+        _announce(options, deployment)
     if options.open_browser:
         landing = "ui/" if deployment.config.ui is not None else "docs"
-        _open_when_ready(server, f"http://{options.host}:{options.port}{deployment.base_path}/{landing}")
+        _open_when_ready(
+            server, f"http://{options.host}:{options.port}{deployment.base_path}/{landing}"
+        )
     server.run(sockets=[sock] if sock is not None else None)
 
 
