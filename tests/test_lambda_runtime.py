@@ -456,3 +456,61 @@ def test_run_of_a_killed_driver_is_resumed_after_its_lease_expires(
         assert ids == list(range(len(ids)))
     finally:
         service.close()
+
+
+def _rest_v1_event(method: str, path: str) -> dict[str, Any]:
+    """An API Gateway REST API (payload 1.0) proxy event."""
+    return {
+        "resource": "/{proxy+}",
+        "path": path,
+        "httpMethod": method,
+        "headers": {"Host": "abc.execute-api.us-east-1.amazonaws.com", "Accept": "*/*"},
+        "multiValueHeaders": {
+            "Host": ["abc.execute-api.us-east-1.amazonaws.com"],
+            "Accept": ["*/*"],
+        },
+        "queryStringParameters": None,
+        "multiValueQueryStringParameters": None,
+        "pathParameters": {"proxy": path.lstrip("/")},
+        "stageVariables": None,
+        "requestContext": {
+            "resourcePath": "/{proxy+}",
+            "httpMethod": method,
+            "path": f"/prod{path}",
+            "stage": "prod",
+            "requestId": "req",
+            "identity": {"sourceIp": "127.0.0.1", "userAgent": "pytest"},
+        },
+        "body": None,
+        "isBase64Encoded": False,
+    }
+
+
+def _alb_event(method: str, path: str) -> dict[str, Any]:
+    """An Application Load Balancer target-group event."""
+    return {
+        "requestContext": {
+            "elb": {
+                "targetGroupArn": "arn:aws:elasticloadbalancing:us-east-1:123456789012:"
+                "targetgroup/llamaws/0123456789abcdef"
+            }
+        },
+        "httpMethod": method,
+        "path": path,
+        "queryStringParameters": {},
+        "headers": {"host": "llamaws.example", "accept": "*/*"},
+        "body": "",
+        "isBase64Encoded": False,
+    }
+
+
+@pytest.mark.parametrize("make_event", [_rest_v1_event, _alb_event], ids=["rest-v1", "alb"])
+def test_rest_api_and_alb_events_reach_the_workflow_api(
+    service_for: Callable[..., LambdaService], make_event: Callable[[str, str], dict[str, Any]]
+) -> None:
+    service = service_for("hello")
+    response = (
+        service.containers[0].invoke(make_event("GET", "/deployments/hello/workflows")).result()
+    )
+    assert response["statusCode"] == 200, response
+    assert json.loads(response["body"])["workflows"] == ["greet"]
