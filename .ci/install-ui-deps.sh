@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # CI: what the UI tests need beyond `uv sync` — the system Chromium (driven by
 # playwright-core over CDP, no Playwright browser download), the ui-app example's
-# node_modules (Vite) and tests/browser's node_modules (playwright-core).
+# node_modules (Vite), tests/browser's node_modules (playwright-core) and
+# tests/ts-client's (@llamaindex/workflows-client).
 # Needs Node.js >= 20 with npm 11 (Vite 8), and root (or sudo) for apt-get.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,3 +17,4 @@ fi
 
 npm ci --no-audit --no-fund --prefix examples/ui-app/ui
 npm ci --no-audit --no-fund --prefix tests/browser
+npm ci --no-audit --no-fund --prefix tests/ts-client
