@@ -31,18 +31,19 @@ import subprocess
 import sys
 import tempfile
 import textwrap
-import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
 
+from local.engine import start_local_engine
 from local.lambda_events import http_event, http_response
+from tests.lambda_capture import CapturedInvocations
+from tests.support import free_port, wait_until
 
 __all__ = ["main"]
 
@@ -118,57 +119,11 @@ LOOP_APP = {
 
 @contextmanager
 def moto_server() -> Iterator[str]:
-    port = _free_port()
-    process = subprocess.Popen(
-        [str(Path(sys.executable).with_name("moto_server")), "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    endpoint = f"http://127.0.0.1:{port}"
+    engine = start_local_engine()
     try:
-        _wait(lambda: httpx.get(f"{endpoint}/moto-api/", timeout=1).status_code == 200)
-        yield endpoint
+        yield engine.endpoint
     finally:
-        process.terminate()
-        process.wait(timeout=10)
-
-
-class Captured:
-    """Records the function's asynchronous invocations (202, nothing run)."""
-
-    def __init__(self) -> None:
-        self.events: list[dict[str, Any]] = []
-        captured = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                length = int(self.headers.get("content-length") or 0)
-                captured.events.append(json.loads(self.rfile.read(length)))
-                self.send_response(202)
-                self.send_header("content-length", "0")
-                self.end_headers()
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}/invoke"
-
-    def take(self, handler_id: str) -> dict[str, Any]:
-        """The (first) pending continue event for ``handler_id``, removed from the list."""
-
-        def find() -> dict[str, Any] | None:
-            for event in list(self.events):
-                if event.get("llamaws", {}).get("handler_id") == handler_id:
-                    self.events.remove(event)
-                    return event
-            return None
-
-        return _wait(find)
+        engine.stop()
 
 
 class Context:
@@ -187,27 +142,6 @@ class Context:
 def v2(method: str, path: str, body: Any = None) -> dict[str, Any]:
     content = json.dumps(body).encode() if body is not None else b""
     return http_event(method, path, "", [("content-type", "application/json")], content)
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _wait(check: Callable[[], T | None], timeout: float = 30.0) -> T:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            value = check()
-        except Exception:
-            value = None
-        if value:
-            return value
-        time.sleep(0.02)
-    raise TimeoutError(f"{check!r} not true after {timeout}s")
 
 
 def _write_app(target: Path, files: dict[str, str]) -> Path:
@@ -263,7 +197,9 @@ def _process_seconds(code: str, env: dict[str, str]) -> tuple[float, str]:
     return elapsed, done.stdout
 
 
-def bench_cold_start(endpoint: str, hello: Path, captured: Captured, repeat: int) -> None:
+def bench_cold_start(
+    endpoint: str, hello: Path, captured: CapturedInvocations, repeat: int
+) -> None:
     table = f"bench-cold-{uuid.uuid4().hex[:8]}"
     env = function_env(hello, endpoint, table, captured.url)
     _process_seconds(COLD_CHILD, env)  # creates the table; warms the OS file cache
@@ -290,7 +226,7 @@ def bench_cold_start(endpoint: str, hello: Path, captured: Captured, repeat: int
 # -- P2 ---------------------------------------------------------------------------------
 
 
-def bench_warm(endpoint: str, hello: Path, captured: Captured, runs: int) -> None:
+def bench_warm(endpoint: str, hello: Path, captured: CapturedInvocations, runs: int) -> None:
     table = f"bench-warm-{uuid.uuid4().hex[:8]}"
     os.environ.update(function_env(hello, endpoint, table, captured.url))
     from adapter.handler import handler
@@ -308,7 +244,7 @@ def bench_warm(endpoint: str, hello: Path, captured: Captured, runs: int) -> Non
         once()
     in_process = runs / (time.perf_counter() - started)
 
-    port = _free_port()
+    port = free_port()
     serve_table = f"bench-uvicorn-{uuid.uuid4().hex[:8]}"
     log = tempfile.TemporaryFile()  # noqa: SIM115 - closed after the server stops
     server = subprocess.Popen(
@@ -320,7 +256,7 @@ def bench_warm(endpoint: str, hello: Path, captured: Captured, runs: int) -> Non
     )  # fmt: skip
     try:
         url = f"http://127.0.0.1:{port}"
-        _wait(lambda: httpx.get(f"{url}/health", timeout=1).status_code == 200)
+        wait_until(lambda: httpx.get(f"{url}/health", timeout=1).status_code == 200)
         with httpx.Client(base_url=f"{url}/deployments/hello", timeout=30) as client:
 
             def over_http() -> None:
@@ -348,7 +284,7 @@ def bench_warm(endpoint: str, hello: Path, captured: Captured, runs: int) -> Non
 # -- P4 ---------------------------------------------------------------------------------
 
 
-def bench_resume(endpoint: str, app_dir: Path, captured: Captured, resumes: int) -> None:
+def bench_resume(endpoint: str, app_dir: Path, captured: CapturedInvocations, resumes: int) -> None:
     """Runs in this process on the container P2 built (same env), app: the loop app."""
     import asyncio
 
@@ -418,12 +354,12 @@ def main(argv: list[str] | None = None) -> None:
         hello = Path(tmp) / "hello"
         shutil.copytree(ROOT / "examples" / "hello", hello)
         loop_app = _write_app(Path(tmp) / "resume", LOOP_APP)
-        captured = Captured()
+        captured = CapturedInvocations()
         bench_cold_start(endpoint, hello, captured, args.repeat)
         bench_warm(endpoint, hello, captured, args.runs)
         # P4 needs a container of the loop app: a fresh interpreter (one container each).
         _run_p4(endpoint, loop_app, args.resumes)
-        captured.server.shutdown()
+        captured.close()
 
 
 def _run_p4(endpoint: str, loop_app: Path, resumes: int) -> None:
@@ -439,7 +375,7 @@ def _run_p4(endpoint: str, loop_app: Path, resumes: int) -> None:
 
 
 def _p4_child(endpoint: str, loop_app: str, resumes: int) -> None:
-    captured = Captured()
+    captured = CapturedInvocations()
     os.environ.update(
         function_env(Path(loop_app), endpoint, f"bench-resume-{uuid.uuid4().hex[:8]}", captured.url)
     )

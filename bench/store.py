@@ -14,8 +14,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import subprocess
-import sys
 import tempfile
 import time
 from collections import Counter
@@ -39,6 +37,7 @@ from workflows.events import (
 from adapter.runtime_stack import durable_runtime
 from adapter.store import DynamoSettings, DynamoWorkflowStore
 from adapter.store.table import item_size
+from local.engine import start_local_engine
 
 __all__ = ["main"]
 
@@ -148,31 +147,6 @@ async def timed(action: Callable[[], Any]) -> float:
     return time.perf_counter() - started
 
 
-def start_moto() -> tuple[subprocess.Popen[bytes], str]:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    binary = Path(sys.executable).with_name("moto_server")
-    process = subprocess.Popen(
-        [str(binary), "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    endpoint = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            httpx.get(f"{endpoint}/moto-api/", timeout=1)
-            return process, endpoint
-        except httpx.HTTPError:
-            if time.monotonic() > deadline:
-                process.kill()
-                raise
-            time.sleep(0.1)
-
-
 def line(label: str, meter: Meter, steps: int, seconds: float) -> str:
     by_type = ", ".join(f"{op} {n}" for op, n in sorted(meter.requests.items()))
     return (
@@ -190,7 +164,8 @@ async def bench(steps: int, long_steps: int, repeats: int) -> None:
         ("AWS_DEFAULT_REGION", "us-east-1"),
     ):
         os.environ.setdefault(name, value)
-    process, endpoint = start_moto()
+    engine = start_local_engine()
+    endpoint = engine.endpoint
     try:
         with tempfile.TemporaryDirectory() as tmp:
             sqlite = SqliteWorkflowStore(str(Path(tmp) / "bench.db"), poll_interval=0.05)
@@ -228,8 +203,7 @@ async def bench(steps: int, long_steps: int, repeats: int) -> None:
                     f"{dynamo_time * 1000:.0f} ms, ratio {dynamo_time / sqlite_time:.1f}x"
                 )
     finally:
-        process.terminate()
-        process.wait(timeout=10)
+        engine.stop()
 
 
 def main() -> None:

@@ -17,10 +17,8 @@ from __future__ import annotations
 import json
 import shutil
 import textwrap
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +30,7 @@ from local.lambda_events import http_event, http_response
 from local.rie import Invocation, RieContainer
 
 from .engines import MotoServer
+from .lambda_capture import CapturedInvocations
 from .support import EXAMPLES, ROOT, Emulator, free_port, wait_until
 
 pytestmark = [pytest.mark.timeout(90), pytest.mark.slow]
@@ -249,49 +248,6 @@ def test_stream_of_a_waiting_run_is_a_bounded_long_poll_ending_with_retry(hitl: 
 
 
 # -- a bare container, hand-made events -----------------------------------------------
-
-
-class CapturedInvocations:
-    """A stand-in for Lambda's async queue: records what the function sends, runs nothing."""
-
-    def __init__(self) -> None:
-        self.events: list[dict[str, Any]] = []
-        captured = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                length = int(self.headers.get("content-length") or 0)
-                captured.events.append(json.loads(self.rfile.read(length)))
-                self.send_response(202)
-                self.send_header("content-length", "0")
-                self.end_headers()
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}/invoke"
-
-    def next_continue(self, handler_id: str, start: int = 0) -> int:
-        """Index (from ``start``) of the first continue event for ``handler_id``."""
-
-        def find() -> int | None:
-            for index, event in enumerate(self.events[start:], start):
-                body = event.get("llamaws", {})
-                if body.get("kind") == "continue" and body.get("handler_id") == handler_id:
-                    return index + 1  # truthy even for the first
-            return None
-
-        return wait_until(find, timeout=10, what=f"a continue for {handler_id}") - 1
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @pytest.fixture
