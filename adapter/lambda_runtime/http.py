@@ -25,11 +25,12 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Literal
 
 from llama_agents.server import WorkflowServer
-from llama_agents.server._service import EventSendError, HandlerCompletedError
+from llama_agents.server._service import HandlerCompletedError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from workflows.events import Event
 from workflows.utils import _nanoid as nanoid
 
+from ..delivery import deliverable_run
 from .coordination import Coordination, InboxEntry
 from .driver import TERMINAL, RunDriver
 from .events import ContinueRun
@@ -180,15 +181,7 @@ def use_inbox_delivery(
     service = server._service
 
     async def send_event(handler_id: str, event: Event, step: str | None = None) -> None:
-        handler = await service.resolve_handler(handler_id)  # 404 / 409 as upstream
-        workflow = service.get_workflow(handler.workflow_name)
-        if workflow is None:
-            raise EventSendError(f"Workflow {handler.workflow_name} not registered")
-        if step is not None:
-            try:
-                workflow._validate_valid_step_message(step, event)
-            except Exception as exc:  # the driver could not deliver it either
-                raise EventSendError(f"Failed to send event: {exc}") from exc
+        handler, _ = await deliverable_run(service, handler_id, event, step)
         decoder = server.get_json_decoder(handler.workflow_name)
         entry = InboxEntry("event", event=decoder.serialize_value(event), step=step)
         await coordination.post(handler_id, entry)
