@@ -3,4 +3,4 @@
 # into ~/.cache/llamaws/rie/ for the --lambda and RIE tests; prints its path.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-uv run python -m local.rie --ensure
+uv run python -m llamaws.local.rie --ensure

@@ -1,4 +1,4 @@
-"""The Lambda entrypoint: ``adapter.handler.handler``.
+"""The Lambda entrypoint: ``llamaws.adapter.handler.handler``.
 
 HTTP events (API Gateway v1/v2, Function URL, ALB) go to Mangum; llamaws's own
 events (``{"llamaws": {"kind": "continue" | "sweep", ...}}``) go to the run driver.

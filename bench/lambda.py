@@ -2,7 +2,7 @@
 
     uv run python -m bench.lambda [--repeat 5] [--runs 100] [--resumes 5]
 
-- **P1 cold start**: a fresh interpreter that imports ``adapter.handler`` and
+- **P1 cold start**: a fresh interpreter that imports ``llamaws.adapter.handler`` and
   serves its first request (an API Gateway v2 event for
   ``GET /deployments/hello/workflows``, the table on a moto server) against a
   fresh interpreter that only imports the dependencies
@@ -40,8 +40,8 @@ from typing import Any, TypeVar
 
 import httpx
 
-from local.engine import start_local_engine
-from local.lambda_events import http_event, http_response
+from llamaws.local.engine import start_local_engine
+from llamaws.local.lambda_events import http_event, http_response
 from tests.lambda_capture import CapturedInvocations
 from tests.support import free_port, wait_until
 
@@ -168,8 +168,8 @@ def function_env(app_dir: Path, endpoint: str, table: str, invoke_url: str) -> d
 COLD_CHILD = """
 import json, time
 t0 = time.perf_counter()
-from adapter.handler import handler
-from local.lambda_events import http_event, http_response
+from llamaws.adapter.handler import handler
+from llamaws.local.lambda_events import http_event, http_response
 t1 = time.perf_counter()
 class Ctx:
     def get_remaining_time_in_millis(self): return 60000
@@ -217,8 +217,10 @@ def bench_cold_start(
     first = statistics.median(p["first_request"] for p in parts)
     print(f"P1 cold start (fresh interpreter, wall time, median of {repeat})")
     print(f"   bare import of dependencies ({DEPENDENCIES[7:]}): {b * 1000:7.0f} ms")
-    print(f"   import adapter.handler + first request (v2 GET /workflows): {f * 1000:7.0f} ms")
-    print(f"     of which: import adapter.handler {imp * 1000:.0f} ms (in-process), "
+    print(
+        f"   import llamaws.adapter.handler + first request (v2 GET /workflows): {f * 1000:7.0f} ms"
+    )
+    print(f"     of which: import llamaws.adapter.handler {imp * 1000:.0f} ms (in-process), "
           f"first invocation {first * 1000:.0f} ms (container build + request)")  # fmt: skip
     print(f"   ratio: {f / b:.2f}  (goal <= 1.25)")
 
@@ -229,7 +231,7 @@ def bench_cold_start(
 def bench_warm(endpoint: str, hello: Path, captured: CapturedInvocations, runs: int) -> None:
     table = f"bench-warm-{uuid.uuid4().hex[:8]}"
     os.environ.update(function_env(hello, endpoint, table, captured.url))
-    from adapter.handler import handler
+    from llamaws.adapter.handler import handler
 
     run = v2("POST", "/deployments/hello/workflows/greet/run", {"start_event": {"name": "Ada"}})
 
@@ -248,7 +250,7 @@ def bench_warm(endpoint: str, hello: Path, captured: CapturedInvocations, runs: 
     serve_table = f"bench-uvicorn-{uuid.uuid4().hex[:8]}"
     log = tempfile.TemporaryFile()  # noqa: SIM115 - closed after the server stops
     server = subprocess.Popen(
-        [sys.executable, "-m", "cli.main", "serve", str(hello), "--port", str(port),
+        [sys.executable, "-m", "llamaws.cli.main", "serve", str(hello), "--port", str(port),
          "--no-reload", "--no-open-browser", "--no-install", "--log-level", "WARNING",
          "--persistence", "dynamodb", "--dynamodb-endpoint", endpoint,
          "--dynamodb-table", serve_table],
@@ -288,8 +290,8 @@ def bench_resume(endpoint: str, app_dir: Path, captured: CapturedInvocations, re
     """Runs in this process on the container P2 built (same env), app: the loop app."""
     import asyncio
 
-    from adapter.handler import handler
-    from adapter.store import DynamoSettings, DynamoWorkflowStore
+    from llamaws.adapter.handler import handler
+    from llamaws.adapter.store import DynamoSettings, DynamoWorkflowStore
 
     table = os.environ["LLAMAWS_TABLE"]
     store = DynamoWorkflowStore(

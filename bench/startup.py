@@ -330,7 +330,7 @@ def installed_version(python: Path) -> str | None:
 
 def llamaws_command() -> list[str]:
     script = Path(sys.executable).parent / "llamaws"
-    return [str(script)] if script.exists() else [sys.executable, "-m", "cli.main"]
+    return [str(script)] if script.exists() else [sys.executable, "-m", "llamaws.cli.main"]
 
 
 def specs(llamactl: Path) -> tuple[ServerSpec, ServerSpec, ServerSpec]:

@@ -34,10 +34,10 @@ from workflows.events import (
     StopEvent,
 )
 
-from adapter.runtime_stack import durable_runtime
-from adapter.store import DynamoSettings, DynamoWorkflowStore
-from adapter.store.table import item_size
-from local.engine import start_local_engine
+from llamaws.adapter.runtime_stack import durable_runtime
+from llamaws.adapter.store import DynamoSettings, DynamoWorkflowStore
+from llamaws.adapter.store.table import item_size
+from llamaws.local.engine import start_local_engine
 
 __all__ = ["main"]
 

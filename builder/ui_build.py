@@ -18,8 +18,8 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import IO
 
-from adapter.config import Deployment
-from adapter.errors import LlamawsError
+from llamaws.adapter.config import Deployment
+from llamaws.adapter.errors import LlamawsError
 
 __all__ = [
     "DEFAULT_UI_PORT",

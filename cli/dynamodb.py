@@ -34,7 +34,7 @@ def create_table(
     import boto3
     from botocore.exceptions import BotoCoreError, ClientError
 
-    from adapter.store.table import create_table as create
+    from llamaws.adapter.store.table import create_table as create
 
     try:
         client = boto3.client(

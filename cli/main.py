@@ -110,8 +110,8 @@ def serve(
     ] = 60.0,
 ) -> None:
     """Serve a deployment on http://127.0.0.1:4501, like `llamactl serve`."""
-    from local.serve import ServeOptions
-    from local.serve import serve as run_serve
+    from llamaws.local.serve import ServeOptions
+    from llamaws.local.serve import serve as run_serve
 
     if log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
         _fail(f"--log-level must be DEBUG, INFO, WARNING or ERROR, not {log_level!r}", code=2)
@@ -161,7 +161,7 @@ def _idle_timeout() -> float:
 
 def _guarded(action: object) -> None:
     """Run ``action``; llamaws errors become one line and exit 1."""
-    from adapter.errors import LlamawsError
+    from llamaws.adapter.errors import LlamawsError
 
     assert callable(action)
     try:
@@ -179,7 +179,7 @@ def _fail(message: str, code: int = 1) -> None:
     raise typer.Exit(code)
 
 
-from cli.dynamodb import app as dynamodb_app  # noqa: E402 - sub-apps after the root commands
+from llamaws.cli.dynamodb import app as dynamodb_app  # noqa: E402 - sub-apps after the root commands
 
 app.add_typer(dynamodb_app, name="dynamodb")
 

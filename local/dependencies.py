@@ -18,7 +18,7 @@ from pathlib import Path
 
 from packaging.requirements import InvalidRequirement, Requirement
 
-from adapter.errors import ConfigError, LlamawsError
+from llamaws.adapter.errors import ConfigError, LlamawsError
 
 __all__ = ["install_missing", "missing_requirements"]
 

@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from adapter.errors import LlamawsError
+from llamaws.adapter.errors import LlamawsError
 
 from .rie import set_parent_death_signal
 

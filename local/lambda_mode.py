@@ -9,8 +9,8 @@ The emulator plays the parts AWS plays around the function:
   Lambda, an event over 6 MB (6,291,456 bytes, after base64 of a binary body)
   is refused with 413 before any invocation, a response over 6 MB is a 502,
   and a function error or timeout is a 502 ``{"message": "Internal Server Error"}``.
-- **Containers.** A :class:`ContainerPool` of RIE processes (``local.rie``)
-  running ``adapter.handler.handler`` under ``awslambdaric``: each serves one
+- **Containers.** A :class:`ContainerPool` of RIE processes (``llamaws.local.rie``)
+  running ``llamaws.adapter.handler.handler`` under ``awslambdaric``: each serves one
   invocation at a time; a new one is started (cold start) only when all are
   busy and fewer than ``--lambda-containers`` (default 2) exist; when all are
   busy, invocations wait for one (Lambda would throttle at its concurrency
@@ -50,7 +50,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from adapter.errors import LlamawsError
+from llamaws.adapter.errors import LlamawsError
 
 from .engine import LocalEngine, start_local_engine
 from .lambda_events import http_event, http_response
@@ -72,15 +72,14 @@ __all__ = [
 
 logger = logging.getLogger("llamaws.lambda")
 
-LAMBDA_HANDLER = "adapter.handler.handler"
+LAMBDA_HANDLER = "llamaws.adapter.handler.handler"
 MAX_SYNC_PAYLOAD = 6 * 1024 * 1024
 """Lambda's limit for a synchronous request (and response) payload: 6,291,456 bytes."""
 MAX_ASYNC_PAYLOAD = 1024 * 1024
 """Lambda's limit for an asynchronous (``Event``) payload: 1 MB (256 KB before 2025)."""
 ASYNC_INVOKE_PATH = "/__llamaws/invoke-async"
 SWEEP_EVENT: dict[str, Any] = {"llamaws": {"kind": "sweep"}}
-LLAMAWS_ROOT = Path(__file__).resolve().parents[1]
-"""Where ``adapter`` is importable from: the containers' working directory."""
+
 
 @dataclass(frozen=True)
 class LambdaSettings:
@@ -464,7 +463,7 @@ _DUMMY_CREDENTIALS = {
 
 def ensure_resources(settings: LambdaSettings) -> None:
     """Create the table (and the spill bucket) on the local engine when missing."""
-    from adapter.store import DynamoSettings, DynamoWorkflowStore
+    from llamaws.adapter.store import DynamoSettings, DynamoWorkflowStore
 
     store = DynamoWorkflowStore(
         DynamoSettings(
@@ -498,7 +497,7 @@ class LambdaService:
             return RieContainer(
                 self.settings.handler,
                 env=self.settings.function_env(holder["url"]),
-                cwd=LLAMAWS_ROOT,
+                cwd=self.settings.app_dir.resolve(),
                 timeout=self.settings.timeout,
                 memory_mb=self.settings.memory_mb,
                 function_name=f"llamaws-{self.settings.table}",

@@ -18,7 +18,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
 
-from builder import static_rules
+from llamaws.builder import static_rules
 
 __all__ = ["PreviewFiles", "preview_routes"]
 

@@ -97,9 +97,9 @@ class UIProxy:
         path = raw_path.decode("latin-1") if raw_path else quote(scope_path)
         return path + (f"?{query.decode('latin-1')}" if query else "")
 
-    def _forward_headers(self, request_headers: list[tuple[str, str]], client: str) -> list[
-        tuple[str, str]
-    ]:
+    def _forward_headers(
+        self, request_headers: list[tuple[str, str]], client: str
+    ) -> list[tuple[str, str]]:
         headers = _strip_hop_by_hop(request_headers)
         original_host = next((v for k, v in headers if k.lower() == "host"), "")
         headers = [(k, v) for k, v in headers if k.lower() != "host"]
@@ -155,8 +155,10 @@ class UIProxy:
     async def websocket(self, websocket: WebSocket) -> None:
         """Relay a websocket both ways, negotiating the subprotocol with upstream."""
         scope = websocket.scope
-        target = "ws" + self.upstream.removeprefix("http") + self._target_path(
-            scope["path"], scope.get("raw_path"), scope["query_string"]
+        target = (
+            "ws"
+            + self.upstream.removeprefix("http")
+            + self._target_path(scope["path"], scope.get("raw_path"), scope["query_string"])
         )
         offered = [Subprotocol(p) for p in scope.get("subprotocols", [])]
         headers = [

@@ -146,9 +146,7 @@ def serve_with_reload(
     process = start()
     try:
         with _sigterm_as_interrupt():
-            for changes in watch(
-                *watch_paths, watch_filter=watch_filter, debounce=400, step=50
-            ):
+            for changes in watch(*watch_paths, watch_filter=watch_filter, debounce=400, step=50):
                 detected = time.time()
                 changed_at = _changed_at(changes, detected)
                 names = ", ".join(sorted({Path(path).name for _, path in changes}))

@@ -11,7 +11,7 @@ The binary ships inside the ``aws-sam-cli`` wheel
 ``$LLAMAWS_RIE``, else from the cache
 (``~/.cache/llamaws/rie/<version>/aws-lambda-rie-<arch>``), else downloads the
 wheel with ``pip download --no-deps`` (PyPI) and extracts it into the cache.
-``python -m local.rie --ensure`` does that and prints the path (CI calls it).
+``python -m llamaws.local.rie --ensure`` does that and prints the path (CI calls it).
 
 How the RIE behaves (measured with aws-sam-cli 1.170.0's x86_64 binary):
 
@@ -65,7 +65,7 @@ from typing import IO, Any
 
 import httpx
 
-from adapter.errors import LlamawsError
+from llamaws.adapter.errors import LlamawsError
 
 __all__ = [
     "INVOKE_PATH",
@@ -126,7 +126,8 @@ def ensure_rie(*, download: bool = True) -> Path:
     if not download:
         raise LlamawsError(
             f"the Lambda Runtime Interface Emulator is not in {target}",
-            hint="Run `python -m local.rie --ensure` (downloads aws-sam-cli's wheel from PyPI).",
+            hint="Run `python -m llamaws.local.rie --ensure` "
+            "(downloads aws-sam-cli's wheel from PyPI).",
         )
     _download(target)
     return target
@@ -232,7 +233,7 @@ class RieContainer:
     """One Lambda execution environment: the RIE plus ``awslambdaric`` running ``handler``.
 
     ``env`` is added to this process's environment (the runtime sees it, like a
-    function's configuration); ``cwd`` must make the handler's module importable.
+    function's configuration); ``cwd`` is the app's folder, as in the bundle.
     Invocations are serialised (the RIE crashes on concurrent ones).
     """
 
@@ -381,10 +382,12 @@ def _listening(host: str, port: int) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m local.rie --ensure``: make sure the binary is there, print its path."""
+    """``python -m llamaws.local.rie --ensure``: make sure the binary is there, print its path."""
     import argparse
 
-    parser = argparse.ArgumentParser(prog="python -m local.rie", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m llamaws.local.rie", description=__doc__.split("\n")[0]
+    )
     parser.add_argument("--ensure", action="store_true", help="download it when missing")
     args = parser.parse_args(argv)
     try:

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from adapter.config import Deployment, resolve_deployment, resolve_environment
-from adapter.errors import LlamawsError
+from llamaws.adapter.config import Deployment, resolve_deployment, resolve_environment
+from llamaws.adapter.errors import LlamawsError
 
 from .stores import Persistence
 
@@ -132,8 +132,8 @@ def _run(
     """
     import uvicorn
 
-    from adapter.app import create_app
-    from adapter.loader import load_workflows
+    from llamaws.adapter.app import create_app
+    from llamaws.adapter.loader import load_workflows
 
     from .logs import configure_logging
     from .stores import DynamoOptions, open_store
@@ -178,7 +178,7 @@ def _run(
 
 
 def _run_lambda(options: ServeOptions, deployment: Deployment, sock: socket.socket) -> None:
-    """``--lambda``: serve through ``adapter.handler`` in RIE containers (no reload)."""
+    """``--lambda``: serve through ``llamaws.adapter.handler`` in RIE containers (no reload)."""
     from .lambda_mode import lambda_settings, serve_lambda
     from .logs import configure_logging
     from .ui import emulator_routes
@@ -246,7 +246,13 @@ def _serve_with_reload(options: ServeOptions, deployment: Deployment, sock: sock
         watch_paths=watch_targets(deployment.config_dir, deployment.config.env_files),
         watch_filter=SourceFilter(deployment.config.env_files),
         health_url=f"http://{_client_host(options.host)}:{options.port}/health",
-        preload=("uvicorn", "adapter.app", "adapter.loader", "local.stores", "local.ui"),
+        preload=(
+            "uvicorn",
+            "llamaws.adapter.app",
+            "llamaws.adapter.loader",
+            "llamaws.local.stores",
+            "llamaws.local.ui",
+        ),
     )
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from adapter.errors import LlamawsError
+from llamaws.adapter.errors import LlamawsError
 
 if TYPE_CHECKING:  # the server is imported when a store is opened, not before
     from llama_agents.server import AbstractWorkflowStore
@@ -61,7 +61,7 @@ def open_store(
 
 
 def _open_dynamodb(options: DynamoOptions, deployment_name: str) -> AbstractWorkflowStore:
-    from adapter.store import DynamoSettings, DynamoWorkflowStore, StoreError
+    from llamaws.adapter.store import DynamoSettings, DynamoWorkflowStore, StoreError
 
     endpoint = options.endpoint or os.environ.get(ENDPOINT_ENV) or None
     region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")

@@ -13,8 +13,8 @@ from contextlib import contextmanager
 
 from starlette.routing import BaseRoute
 
-from adapter.config import Deployment
-from builder.ui_build import build_ui, ui_base_path
+from llamaws.adapter.config import Deployment
+from llamaws.builder.ui_build import build_ui, ui_base_path
 
 from .debugger import debugger_routes
 from .preview import preview_routes

@@ -20,8 +20,13 @@ from dataclasses import dataclass, field
 from types import FrameType, TracebackType
 from typing import Any
 
-from adapter.config import Deployment
-from builder.ui_build import install_ui_dependencies, pump_output, run_script_command, ui_env
+from llamaws.adapter.config import Deployment
+from llamaws.builder.ui_build import (
+    install_ui_dependencies,
+    pump_output,
+    run_script_command,
+    ui_env,
+)
 
 __all__ = ["UIDevServer", "port_is_listening"]
 

@@ -62,7 +62,7 @@ def aws_env() -> Iterator[dict[str, str]]:
 @pytest.fixture(scope="session")
 def moto_server(aws_env: dict[str, str]) -> Iterator[MotoServer]:
     """One moto server for the session (tables are per test, by unique name)."""
-    from local.engine import start_local_engine
+    from llamaws.local.engine import start_local_engine
 
     engine = start_local_engine()
     try:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 
-from adapter.lambda_runtime.container import Container
+from llamaws.adapter.lambda_runtime.container import Container
 
 from .lambda_service import FakeContext
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-from adapter.lambda_runtime.container import Container, ContainerSettings
+from llamaws.adapter.lambda_runtime.container import Container, ContainerSettings
 
 
 class FakeContext:
@@ -170,7 +170,7 @@ def http_event(
     headers: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """An API Gateway HTTP API (v2.0) event, built like ``llamaws serve --lambda`` does."""
-    from local.lambda_events import http_event as event_of
+    from llamaws.local.lambda_events import http_event as event_of
 
     body = json.dumps(json_body).encode() if json_body is not None else b""
     all_headers = {"host": "lambda.test", "user-agent": "pytest", **(headers or {})}

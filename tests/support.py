@@ -62,7 +62,7 @@ class Emulator:
 
     def start(self, *, wait: bool = True) -> Emulator:
         command = [
-            sys.executable, "-m", "cli.main", "serve", str(self.app_dir),
+            sys.executable, "-m", "llamaws.cli.main", "serve", str(self.app_dir),
             "--port", str(self.port), "--no-reload", "--no-open-browser", "--no-install",
             *self.args,
         ]  # fmt: skip

@@ -79,9 +79,7 @@ async def test_client_lists_the_configured_workflows(hitl: Emulator) -> None:
 
 
 async def test_client_run_returns_the_completed_handler(hello: Emulator) -> None:
-    handler = await client_for(hello, "hello").run_workflow(
-        "greet", start_event={"name": "Ada"}
-    )
+    handler = await client_for(hello, "hello").run_workflow("greet", start_event={"name": "Ada"})
     assert handler.status == "completed"
     assert handler.result is not None
     assert handler.result.value == {"result": "Hello, Ada!"}
@@ -191,9 +189,7 @@ def test_event_stream_as_sse_honours_after_sequence_and_last_event_id(hello: Emu
         assert ids == list(range(len(ids))) and len(ids) >= 3
         assert everything[-1][1]["type"] == "StopEvent"
         after_first = sse_events(
-            http.get(
-                f"/events/{handler_id}", params={"after_sequence": ids[0], **internal}
-            ).text
+            http.get(f"/events/{handler_id}", params={"after_sequence": ids[0], **internal}).text
         )
         assert [seq for seq, _ in after_first] == ids[1:]
         resumed = sse_events(

@@ -1,6 +1,6 @@
 """``llamaws serve`` failures: exit 1 with one ``Error: ...`` line, never a traceback.
 
-Each case runs the real CLI in a subprocess (``python -m cli.main serve``) against a
+Each case runs the real CLI in a subprocess (``python -m llamaws.cli.main serve``) against a
 small app written to a temp dir. Every run fails before serving; the runs start
 together (each spends ~1.5 s importing) and each test checks its own.
 """
@@ -24,7 +24,7 @@ SERVE_FLAGS = ("--no-reload", "--no-open-browser", "--no-install")
 REQUIRED = ("LLAMAWS_TEST_REQUIRED_B", "LLAMAWS_TEST_REQUIRED_A")
 MISSING_DEPENDENCY = "llamaws_test_missing_dependency"
 
-ECHO_WORKFLOW = '''
+ECHO_WORKFLOW = """
 from workflows import Workflow, step
 from workflows.events import StartEvent, StopEvent
 
@@ -36,7 +36,7 @@ class Echo(Workflow):
 
 
 echo = Echo(timeout=None)
-'''
+"""
 
 
 def make_app(root: Path, files: dict[str, str]) -> Path:
@@ -63,34 +63,68 @@ def cases(root: Path, busy_port: int) -> dict[str, Run]:
     """The failing invocations, by name."""
     empty = root / "empty"
     empty.mkdir()
-    echo = make_app(root / "echo", {
-        "llama_deploy.toml": 'name = "echo"\n[workflows]\necho = "flows:echo"\n',
-        "flows.py": ECHO_WORKFLOW,
-    })
+    echo = make_app(
+        root / "echo",
+        {
+            "llama_deploy.toml": 'name = "echo"\n[workflows]\necho = "flows:echo"\n',
+            "flows.py": ECHO_WORKFLOW,
+        },
+    )
     required = ", ".join(f'"{name}"' for name in REQUIRED)
     return {
         "missing": Run(root / "no-such-app", free_port()),
         "empty": Run(empty, free_port()),
-        "invalid": Run(make_app(root / "invalid", {
-            "llama_deploy.toml": '[workflows]\necho = "flows.echo"\n',
-        }), free_port()),
-        "env": Run(make_app(root / "needs-env", {
-            "llama_deploy.toml": f"required_env_vars = [{required}]\n"
-            '[workflows]\necho = "flows:echo"\n',
-            "flows.py": ECHO_WORKFLOW,
-        }), free_port(), unset=REQUIRED),
-        "broken": Run(make_app(root / "broken", {
-            "llama_deploy.toml": '[workflows]\necho = "broken:echo"\n',
-            "broken.py": 'raise RuntimeError("boom at import")\n',
-        }), free_port()),
-        "typo": Run(make_app(root / "typo", {
-            "llama_deploy.toml": '[workflows]\necho = "flowz:echo"\n',
-            "flows.py": ECHO_WORKFLOW,
-        }), free_port()),
-        "dependency": Run(make_app(root / "needs-dep", {
-            "llama_deploy.toml": 'app = "server:app"\n',
-            "server.py": f"import {MISSING_DEPENDENCY}\n",
-        }), free_port()),
+        "invalid": Run(
+            make_app(
+                root / "invalid",
+                {
+                    "llama_deploy.toml": '[workflows]\necho = "flows.echo"\n',
+                },
+            ),
+            free_port(),
+        ),
+        "env": Run(
+            make_app(
+                root / "needs-env",
+                {
+                    "llama_deploy.toml": f"required_env_vars = [{required}]\n"
+                    '[workflows]\necho = "flows:echo"\n',
+                    "flows.py": ECHO_WORKFLOW,
+                },
+            ),
+            free_port(),
+            unset=REQUIRED,
+        ),
+        "broken": Run(
+            make_app(
+                root / "broken",
+                {
+                    "llama_deploy.toml": '[workflows]\necho = "broken:echo"\n',
+                    "broken.py": 'raise RuntimeError("boom at import")\n',
+                },
+            ),
+            free_port(),
+        ),
+        "typo": Run(
+            make_app(
+                root / "typo",
+                {
+                    "llama_deploy.toml": '[workflows]\necho = "flowz:echo"\n',
+                    "flows.py": ECHO_WORKFLOW,
+                },
+            ),
+            free_port(),
+        ),
+        "dependency": Run(
+            make_app(
+                root / "needs-dep",
+                {
+                    "llama_deploy.toml": 'app = "server:app"\n',
+                    "server.py": f"import {MISSING_DEPENDENCY}\n",
+                },
+            ),
+            free_port(),
+        ),
         "port": Run(echo, busy_port),
         "log-level": Run(echo, free_port(), args=("--log-level", "LOUD")),
     }
@@ -108,12 +142,23 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Run]]:
             for name, run in planned.items():
                 env = {k: v for k, v in os.environ.items() if k not in run.unset}
                 command = [
-                    sys.executable, "-m", "cli.main", "serve", str(run.app), *SERVE_FLAGS,
-                    "--port", str(run.port), *run.args,
+                    sys.executable,
+                    "-m",
+                    "llamaws.cli.main",
+                    "serve",
+                    str(run.app),
+                    *SERVE_FLAGS,
+                    "--port",
+                    str(run.port),
+                    *run.args,
                 ]
                 processes[name] = subprocess.Popen(
-                    command, cwd=ROOT, env=env, text=True,
-                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                    command,
+                    cwd=ROOT,
+                    env=env,
+                    text=True,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.PIPE,
                 )
             for name, process in processes.items():
                 try:

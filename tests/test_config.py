@@ -19,8 +19,8 @@ from typing import Any
 
 import pytest
 
-from adapter.config import Deployment, resolve_deployment, resolve_environment
-from adapter.errors import ConfigError
+from llamaws.adapter.config import Deployment, resolve_deployment, resolve_environment
+from llamaws.adapter.errors import ConfigError
 
 WORKFLOWS = '[workflows]\necho = "app:echo"\n'
 UI_DIR = '[ui]\ndirectory = "ui"\n'

@@ -18,10 +18,10 @@ import httpx
 import pytest
 from llama_agents.server import MemoryWorkflowStore, SqliteWorkflowStore, WorkflowServer
 
-from adapter.app import create_app
-from adapter.config import resolve_deployment
-from adapter.delivery import use_awaited_delivery
-from adapter.loader import LoadedWorkflow, load_workflows
+from llamaws.adapter.app import create_app
+from llamaws.adapter.config import resolve_deployment
+from llamaws.adapter.delivery import use_awaited_delivery
+from llamaws.adapter.loader import LoadedWorkflow, load_workflows
 
 from .support import EXAMPLES, Emulator, wait_until
 

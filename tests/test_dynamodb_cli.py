@@ -8,7 +8,7 @@ import sys
 
 import boto3
 
-from adapter.store.table import GSI1, TTL_ATTRIBUTE
+from llamaws.adapter.store.table import GSI1, TTL_ATTRIBUTE
 
 from .engines import MotoServer
 from .support import ROOT
@@ -16,7 +16,7 @@ from .support import ROOT
 
 def llamaws(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "cli.main", *args],
+        [sys.executable, "-m", "llamaws.cli.main", *args],
         cwd=ROOT,
         capture_output=True,
         text=True,

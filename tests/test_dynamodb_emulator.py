@@ -11,7 +11,7 @@ import boto3
 import httpx
 import pytest
 
-from adapter.store.table import handler_key, run_key
+from llamaws.adapter.store.table import handler_key, run_key
 
 from .engines import MotoServer, dynamodb_serve_args
 from .support import Emulator, wait_until

@@ -1,7 +1,7 @@
 """End to end through the real Lambda runtime loop.
 
-The handler ``adapter.handler.handler`` runs under ``awslambdaric`` inside the
-Runtime Interface Emulator (``local.rie``), its state in DynamoDB on the moto
+The handler ``llamaws.adapter.handler.handler`` runs under ``awslambdaric`` inside the
+Runtime Interface Emulator (``llamaws.local.rie``), its state in DynamoDB on the moto
 server. Two ways in:
 
 - ``llamaws serve --lambda`` (a real emulator process) driven with the official
@@ -26,8 +26,8 @@ import httpx
 import pytest
 from llama_agents.client import WorkflowClient
 
-from local.lambda_events import http_event, http_response
-from local.rie import Invocation, RieContainer
+from llamaws.local.lambda_events import http_event, http_response
+from llamaws.local.rie import Invocation, RieContainer
 
 from .engines import MotoServer
 from .lambda_capture import CapturedInvocations
@@ -156,7 +156,13 @@ async def test_run_nowait_is_completed_by_an_asynchronous_continue_invocation(
     with api(hello, "hello") as http:
         done = finished(http, started.handler_id)
     assert done["result"]["value"] == {"result": "Hello, Ada!"}
-    assert f'"handler_id": "{started.handler_id}"' in hello.logs()  # the continue's answer
+    # The continue invocation's answer is logged once that invocation returns, which
+    # can be a moment after the run it drove is stored as completed.
+    wait_until(
+        lambda: f'"handler_id": "{started.handler_id}"' in hello.logs(),
+        timeout=10,
+        what="the continue invocation's answer in the log",
+    )
 
 
 async def test_event_stream_of_a_finished_run_resumes_after_the_last_id(hello: Emulator) -> None:
@@ -271,7 +277,7 @@ def container_for(
         "LLAMAWS_ASYNC_INVOKE_URL": captured.url,
     }
     return RieContainer(
-        "adapter.handler.handler", env=env, cwd=ROOT, timeout=timeout, log=log.open("wb")
+        "llamaws.adapter.handler.handler", env=env, cwd=ROOT, timeout=timeout, log=log.open("wb")
     )
 
 

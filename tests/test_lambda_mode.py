@@ -10,7 +10,7 @@ from pathlib import Path
 
 import httpx
 
-from local.lambda_events import http_event, http_response
+from llamaws.local.lambda_events import http_event, http_response
 
 from .support import ROOT, Emulator, wait_until
 
@@ -80,7 +80,7 @@ def test_a_value_without_status_code_is_a_200_json_body() -> None:
 
 def test_lambda_mode_refuses_the_memory_store(example_copy: Callable[[str], Path]) -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "cli.main", "serve", str(example_copy("hello")), "--lambda",
+        [sys.executable, "-m", "llamaws.cli.main", "serve", str(example_copy("hello")), "--lambda",
          "--persistence", "memory", "--no-reload", "--no-open-browser", "--no-install",
          "--port", "0"],
         cwd=ROOT, capture_output=True, text=True, timeout=60, check=False,

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from local.rie import RieContainer, ensure_rie, rie_arch, rie_cache_path
+from llamaws.local.rie import RieContainer, ensure_rie, rie_arch, rie_cache_path
 
 from .support import ROOT, wait_until
 

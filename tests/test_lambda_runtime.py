@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from adapter.lambda_runtime.container import ContainerSettings
+from llamaws.adapter.lambda_runtime.container import ContainerSettings
 
 from .engines import MotoServer
 from .lambda_service import LambdaService

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import httpx
 
-from local.ui_dev import port_is_listening
+from llamaws.local.ui_dev import port_is_listening
 
 from .support import Emulator, free_port, wait_until
 from .test_ui_proxy import FAKE_DEV

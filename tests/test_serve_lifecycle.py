@@ -24,7 +24,7 @@ def test_ctrl_c_stops_the_emulator_and_frees_its_port(
     app_dir = example_copy("hello")
     log = app_dir.parent / "serve.log"
     command = [
-        sys.executable, "-m", "cli.main", "serve", str(app_dir),
+        sys.executable, "-m", "llamaws.cli.main", "serve", str(app_dir),
         "--port", str(port), "--no-open-browser", "--no-install", *mode,
     ]  # fmt: skip
     with log.open("w") as out:

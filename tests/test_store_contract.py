@@ -26,8 +26,8 @@ from llama_agents.server import (
 )
 from workflows.events import Event, StopEvent
 
-from adapter.store import DynamoSettings, DynamoWorkflowStore, StoreError
-from adapter.store.table import TTL_ATTRIBUTE, handler_key, run_key
+from llamaws.adapter.store import DynamoSettings, DynamoWorkflowStore, StoreError
+from llamaws.adapter.store.table import TTL_ATTRIBUTE, handler_key, run_key
 
 from .engines import MotoServer
 

@@ -10,10 +10,10 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 
-from adapter.config import resolve_deployment
-from adapter.errors import LlamawsError
-from builder import ui_build
-from local.debugger import debugger_routes
+from llamaws.adapter.config import resolve_deployment
+from llamaws.adapter.errors import LlamawsError
+from llamaws.builder import ui_build
+from llamaws.local.debugger import debugger_routes
 
 from .support import EXAMPLES
 
@@ -45,7 +45,7 @@ def test_pnpm_and_yarn_go_through_corepack_when_not_installed(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     found = {"corepack": "/usr/bin/corepack", "npm": "/usr/bin/npm"}
-    monkeypatch.setattr("builder.ui_build.shutil.which", found.get)
+    monkeypatch.setattr("llamaws.builder.ui_build.shutil.which", found.get)
     assert ui_build.run_script_command("pnpm", "dev") == ["/usr/bin/corepack", "pnpm", "run", "dev"]
     assert ui_build.package_manager_env("yarn")["COREPACK_INTEGRITY_KEYS"] == "0"
     assert ui_build.package_manager_env("npm") == {}
@@ -59,7 +59,7 @@ def test_build_runs_the_configured_script_with_the_env_into_the_output_dir(
     tmp_path: Path,
 ) -> None:
     script = (
-        "mkdir -p ../out && echo \"$LLAMA_DEPLOY_DEPLOYMENT_BASE_PATH $PORT $GREETING\" "
+        'mkdir -p ../out && echo "$LLAMA_DEPLOY_DEPLOYMENT_BASE_PATH $PORT $GREETING" '
         "> ../out/index.html"
     )
     app = _app_with_ui(

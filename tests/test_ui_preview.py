@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from builder import static_rules
+from llamaws.builder import static_rules
 
 from .support import Emulator
 from .ui_support import ui_app_copy

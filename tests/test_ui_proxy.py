@@ -15,8 +15,8 @@ import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
-from local.proxy import UIProxy, proxy_routes
-from local.ui_dev import port_is_listening
+from llamaws.local.proxy import UIProxy, proxy_routes
+from llamaws.local.ui_dev import port_is_listening
 
 from .support import EXAMPLES, Emulator, free_port, wait_until
 

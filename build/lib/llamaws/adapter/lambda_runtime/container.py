@@ -1,0 +1,157 @@
+"""One Lambda container: its event loop, the app, the store and the run driver.
+
+Built once per process (cold start) from the environment; every invocation then
+runs on the same persistent loop: the request (Mangum, ``lifespan="off"``) or the
+internal event, and finally :meth:`RunDriver.hand_off`, so that no run is left in
+memory when the container is frozen.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+import uuid
+from collections.abc import Mapping
+from contextvars import ContextVar
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from ..config import resolve_deployment, resolve_environment
+from ..errors import ConfigError
+from .events import parse_internal_event
+from .invoker import Invoker, invoker_from_env
+
+__all__ = ["Container", "ContainerSettings", "LambdaContext"]
+
+_deadline: ContextVar[float] = ContextVar("llamaws_deadline", default=float("inf"))
+
+
+class LambdaContext(Protocol):
+    """The part of Lambda's context object llamaws uses."""
+
+    def get_remaining_time_in_millis(self) -> int: ...
+
+
+@dataclass(frozen=True)
+class ContainerSettings:
+    """What the handler reads from its environment."""
+
+    app_dir: Path
+    table: str
+    s3_bucket: str | None = None
+    dynamodb_endpoint: str | None = None
+    s3_endpoint: str | None = None
+    create_table: bool = False
+    lease_seconds: float = 30.0
+    safety_margin_seconds: float = 3.0
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> ContainerSettings:
+        table = environ.get("LLAMAWS_TABLE")
+        if not table:
+            raise ConfigError(
+                "LLAMAWS_TABLE is not set",
+                hint="Set it to the deployment's DynamoDB table (the stack sets it).",
+            )
+        app_dir = Path(environ.get("LLAMAWS_APP_DIR") or environ.get("LAMBDA_TASK_ROOT") or ".")
+        return cls(
+            app_dir=app_dir,
+            table=table,
+            s3_bucket=environ.get("LLAMAWS_S3_BUCKET") or None,
+            dynamodb_endpoint=environ.get("AWS_ENDPOINT_URL_DYNAMODB") or None,
+            s3_endpoint=environ.get("AWS_ENDPOINT_URL_S3") or None,
+            create_table=environ.get("LLAMAWS_CREATE_TABLE") == "1",
+            lease_seconds=float(environ.get("LLAMAWS_LEASE_SECONDS", "30")),
+        )
+
+
+class Container:
+    """Serves invocations; built once per process."""
+
+    def __init__(self, settings: ContainerSettings, invoker: Invoker) -> None:
+        from llama_agents.server._runtime.persistence_runtime import TickPersistenceDecorator
+        from mangum import Mangum
+        from workflows.plugins.basic import BasicRuntime
+
+        from ..app import create_app
+        from ..loader import load_workflows
+        from ..runtime_stack import RetainRunsDecorator
+        from ..store import DynamoSettings, DynamoWorkflowStore
+        from .coordination import Coordination
+        from .driver import RunDriver
+        from .http import LambdaHttp, use_inbox_delivery
+        from .quiescence import QuiescenceDecorator
+
+        self.settings = settings
+        self.loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(self.loop)
+
+        deployment = resolve_deployment(settings.app_dir)
+        os.environ.update(resolve_environment(deployment, os.environ))
+        store = DynamoWorkflowStore(
+            DynamoSettings(
+                table_name=settings.table,
+                endpoint_url=settings.dynamodb_endpoint,
+                s3_bucket=settings.s3_bucket,
+                s3_endpoint_url=settings.s3_endpoint,
+                poll_interval=0.5,
+            )
+        )
+        if settings.create_table:
+            store.create_resources()
+        self.retain = RetainRunsDecorator(BasicRuntime())
+        persistence = TickPersistenceDecorator(self.retain, store=store)
+        quiescence = QuiescenceDecorator(persistence, store)
+        self.app = create_app(
+            deployment, load_workflows(deployment), store, lifespan=False, runtime=quiescence
+        )
+        server = self.app.server
+        coordination = Coordination(
+            store.table,
+            owner=f"{os.environ.get('AWS_LAMBDA_LOG_STREAM_NAME', 'local')}/{uuid.uuid4().hex}",
+            lease_seconds=settings.lease_seconds,
+        )
+        self.driver = RunDriver(
+            server=server,
+            store=store,
+            coordination=coordination,
+            invoker=invoker,
+            retain=self.retain,
+            persistence=persistence,
+            quiescence=quiescence,
+            cancel=server._service.cancel_handler,
+        )
+        use_inbox_delivery(server, self.driver, coordination, invoker)
+        self.asgi = LambdaHttp(self.app.app, base_path=deployment.base_path, budget=_budget)
+        self.mangum = Mangum(self.asgi, lifespan="off")
+        self.loop.run_until_complete(self.app.start())
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Container:
+        env = os.environ if environ is None else environ
+        return cls(ContainerSettings.from_env(env), invoker_from_env(env))
+
+    def invoke(self, event: Mapping[str, Any], context: LambdaContext | None) -> dict[str, Any]:
+        """Handle one invocation; returns once nothing of any run is left running."""
+        remaining = context.get_remaining_time_in_millis() / 1000 if context is not None else 900.0
+        margin = min(self.settings.safety_margin_seconds, remaining * 0.2)
+        deadline = time.monotonic() + remaining - margin
+        token = _deadline.set(deadline)
+        asyncio.set_event_loop(self.loop)
+        try:
+            internal = parse_internal_event(event)
+            if internal is not None:
+                result = self.loop.run_until_complete(self.driver.handle(internal, deadline))
+            else:
+                result = self.mangum(dict(event), context)  # type: ignore[arg-type]
+            self.loop.run_until_complete(self.driver.hand_off(deadline))
+            return result
+        finally:
+            _deadline.reset(token)
+
+
+def _budget() -> float:
+    """Seconds left in the current invocation, safety margin taken off."""
+    return _deadline.get() - time.monotonic()

@@ -1,0 +1,1 @@
+"""llamaws builder (see DESIGN.md)."""

@@ -1,0 +1,210 @@
+"""Build a deployment's UI with its own package manager and the llamactl env contract.
+
+Used by ``llamaws serve --preview`` (build, then serve the output statically), by
+the emulator's dev server (same env and package-manager commands) and by
+``llamaws build``. Unlike ``llamactl`` 0.10.4 this honours ``package_manager`` and
+``build_command`` (it does not hard-code ``npm run build``) and passes the real UI
+port to the build.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import IO
+
+from llamaws.adapter.config import Deployment
+from llamaws.adapter.errors import LlamawsError
+
+__all__ = [
+    "DEFAULT_UI_PORT",
+    "build_ui",
+    "install_command",
+    "install_ui_dependencies",
+    "needs_install",
+    "package_manager_env",
+    "pump_output",
+    "run_script_command",
+    "ui_base_path",
+    "ui_env",
+]
+
+DEFAULT_UI_PORT = 4502
+DEFAULT_SERVER_PORT = 4501
+
+Printer = Callable[[str], None]
+
+
+def ui_base_path(deployment: Deployment) -> str:
+    """Where the UI is served: ``/deployments/<name>/ui`` (no trailing slash)."""
+    return f"{deployment.base_path}/ui"
+
+
+def ui_env(
+    deployment: Deployment,
+    environ: Mapping[str, str],
+    *,
+    ui_port: int = DEFAULT_UI_PORT,
+    server_port: int = DEFAULT_SERVER_PORT,
+) -> dict[str, str]:
+    """The environment of the UI's dev server and build (``llamactl``'s contract).
+
+    ``environ`` plus ``PORT``, ``LLAMA_DEPLOY_DEPLOYMENT_BASE_PATH``,
+    ``LLAMA_DEPLOY_DEPLOYMENT_NAME``, ``LLAMA_DEPLOY_DEPLOYMENT_URL_ID``,
+    ``LLAMA_DEPLOY_SERVER_PORT``; every ``PUBLIC_X`` is also exported as ``X``.
+    """
+    env = dict(environ)
+    for key, value in environ.items():
+        if key.startswith("PUBLIC_") and len(key) > len("PUBLIC_"):
+            env[key.removeprefix("PUBLIC_")] = value
+    env.update(
+        {
+            "PORT": str(ui_port),
+            "LLAMA_DEPLOY_DEPLOYMENT_BASE_PATH": ui_base_path(deployment),
+            "LLAMA_DEPLOY_DEPLOYMENT_NAME": deployment.name,
+            "LLAMA_DEPLOY_DEPLOYMENT_URL_ID": deployment.name,
+            "LLAMA_DEPLOY_SERVER_PORT": str(server_port),
+        }
+    )
+    ui = deployment.config.ui
+    env.update(package_manager_env(ui.package_manager if ui is not None else "npm"))
+    return env
+
+
+def package_manager_env(package_manager: str) -> dict[str, str]:
+    """Extra variables a package manager needs here (corepack's pnpm/yarn shims)."""
+    if package_manager in ("pnpm", "yarn") and shutil.which(package_manager) is None:
+        return {"COREPACK_INTEGRITY_KEYS": "0", "COREPACK_ENABLE_DOWNLOAD_PROMPT": "0"}
+    return {}
+
+
+def _executable(package_manager: str) -> list[str]:
+    found = shutil.which(package_manager)
+    if found:
+        return [found]
+    if package_manager in ("pnpm", "yarn"):
+        corepack = shutil.which("corepack")
+        if corepack:
+            return [corepack, package_manager]
+    raise LlamawsError(
+        f"the UI's package manager '{package_manager}' is not installed",
+        hint="Install it (or Node.js with corepack), or set ui.package_manager.",
+    )
+
+
+def run_script_command(package_manager: str, script: str) -> list[str]:
+    """``<package manager> run <script>``."""
+    return [*_executable(package_manager), "run", script]
+
+
+def install_command(package_manager: str, ui_dir: Path) -> list[str]:
+    """Install the UI's dependencies (``npm ci`` when a lockfile pins them)."""
+    if package_manager == "npm" and (ui_dir / "package-lock.json").is_file():
+        return [*_executable("npm"), "ci", "--no-audit", "--no-fund"]
+    if package_manager == "npm":
+        return [*_executable("npm"), "install", "--no-audit", "--no-fund"]
+    return [*_executable(package_manager), "install"]
+
+
+_LOCKFILES = ("package-lock.json", "pnpm-lock.yaml", "yarn.lock", "bun.lockb", "bun.lock")
+
+
+def needs_install(ui_dir: Path) -> bool:
+    """Whether ``node_modules`` is missing or older than ``package.json`` / the lockfile."""
+    modules = ui_dir / "node_modules"
+    if not modules.is_dir():
+        return True
+    installed = modules.stat().st_mtime
+    for marker in (".package-lock.json", ".modules.yaml", ".yarn-state.yml"):
+        if (modules / marker).is_file():
+            installed = max(installed, (modules / marker).stat().st_mtime)
+    sources = [ui_dir / "package.json", *(ui_dir / name for name in _LOCKFILES)]
+    return any(p.is_file() and p.stat().st_mtime > installed for p in sources)
+
+
+def pump_output(stream: IO[bytes], prefix: str) -> threading.Thread:
+    """Copy a child's output to stderr, each line prefixed, from a daemon thread.
+
+    Writes go straight to file descriptor 2 (no Python-level lock), so a process
+    forked while a line is being written cannot inherit a held lock.
+    """
+
+    def pump() -> None:
+        for line in iter(stream.readline, b""):
+            os.write(2, prefix.encode() + line.rstrip(b"\r\n") + b"\n")
+        stream.close()
+
+    thread = threading.Thread(target=pump, name=f"pump{prefix.strip()}", daemon=True)
+    thread.start()
+    return thread
+
+
+def _run(command: Sequence[str], cwd: Path, env: Mapping[str, str], what: str) -> None:
+    print(f"llamaws: {what}: {' '.join(command)}", file=sys.stderr, flush=True)
+    process = subprocess.Popen(
+        list(command), cwd=cwd, env=dict(env), stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    assert process.stdout is not None
+    pump = pump_output(process.stdout, "[ui] ")
+    code = process.wait()
+    pump.join(timeout=5)
+    if code != 0:
+        raise LlamawsError(
+            f"{what} failed (exit code {code}): {' '.join(command)}",
+            hint=f"Run it in {cwd} to see why.",
+        )
+
+
+def install_ui_dependencies(deployment: Deployment, environ: Mapping[str, str]) -> bool:
+    """Install the UI's dependencies when :func:`needs_install`; True when it ran."""
+    ui_dir = _ui_dir(deployment)
+    assert deployment.config.ui is not None
+    if not needs_install(ui_dir):
+        return False
+    manager = deployment.config.ui.package_manager
+    env = {**environ, **package_manager_env(manager)}
+    _run(install_command(manager, ui_dir), ui_dir, env, "installing UI dependencies")
+    return True
+
+
+def build_ui(
+    deployment: Deployment,
+    environ: Mapping[str, str],
+    *,
+    install: bool = True,
+    ui_port: int = DEFAULT_UI_PORT,
+    server_port: int = DEFAULT_SERVER_PORT,
+) -> Path:
+    """Run ``<package manager> run <build_command>`` in the UI dir; returns the output dir."""
+    ui_dir = _ui_dir(deployment)
+    ui = deployment.config.ui
+    assert ui is not None
+    if install:
+        install_ui_dependencies(deployment, environ)
+    env = ui_env(deployment, environ, ui_port=ui_port, server_port=server_port)
+    _run(run_script_command(ui.package_manager, ui.build_command), ui_dir, env, "building the UI")
+    output = deployment.ui_build_dir
+    assert output is not None
+    if not (output / "index.html").is_file():
+        raise LlamawsError(
+            f"the UI build wrote no {output / 'index.html'}",
+            hint="Set ui.build_output_dir to where the build script writes its output.",
+        )
+    return output
+
+
+def _ui_dir(deployment: Deployment) -> Path:
+    ui_dir = deployment.ui_dir
+    if ui_dir is None:
+        raise LlamawsError(f"deployment '{deployment.name}' has no UI")
+    if not (ui_dir / "package.json").is_file():
+        raise LlamawsError(
+            f"no package.json in the UI directory {ui_dir}",
+            hint="Set ui.directory to the folder of the UI's package.json.",
+        )
+    return ui_dir

@@ -1,0 +1,198 @@
+"""``llamaws``: parse, call ``local`` / ``builder`` / ``infra``, render.
+
+Commands import what they need when they run, so ``llamaws --help`` and the
+start of ``llamaws serve`` stay fast.
+"""
+
+from __future__ import annotations
+
+import gc
+import sys
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(
+    name="llamaws",
+    help="Run LlamaDeploy apps in your own AWS account; develop them locally.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+class PersistenceOption(StrEnum):
+    memory = "memory"
+    local = "local"
+    dynamodb = "dynamodb"
+
+
+class LogFormatOption(StrEnum):
+    console = "console"
+    json = "json"
+
+
+@app.callback()
+def _root(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show tracebacks.")] = False,
+) -> None:
+    _state["verbose"] = verbose
+
+
+_state: dict[str, bool] = {"verbose": False}
+
+
+@app.command()
+def serve(
+    app_dir: Annotated[
+        Path, typer.Argument(help="App directory or deployment config file.")
+    ] = Path("."),
+    port: Annotated[int, typer.Option(help="Port of the app server.")] = 4501,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    persistence: Annotated[
+        PersistenceOption,
+        typer.Option(
+            help="Where runs are kept: memory, local (SQLite next to the config) or dynamodb."
+        ),
+    ] = PersistenceOption.local,
+    local_persistence_path: Annotated[
+        Path | None, typer.Option(help="SQLite file (or directory) for --persistence local.")
+    ] = None,
+    dynamodb_endpoint: Annotated[
+        str | None,
+        typer.Option(
+            help="DynamoDB endpoint for --persistence dynamodb (a local engine: the table "
+            "and bucket are created when missing).",
+            envvar="AWS_ENDPOINT_URL_DYNAMODB",
+        ),
+    ] = None,
+    dynamodb_table: Annotated[
+        str | None, typer.Option(help="Table for --persistence dynamodb (llamaws-<name>).")
+    ] = None,
+    s3_bucket: Annotated[
+        str | None, typer.Option(help="S3 bucket for DynamoDB items over 400 KB.")
+    ] = None,
+    log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING or ERROR.")] = "INFO",
+    log_format: Annotated[LogFormatOption, typer.Option(help="console or json.")] = (
+        LogFormatOption.console
+    ),
+    reload: Annotated[bool, typer.Option(help="Restart the app server on source changes.")] = True,
+    open_browser: Annotated[bool, typer.Option(help="Open the app in a browser.")] = True,
+    install: Annotated[
+        bool, typer.Option(help="Install the app's missing Python and UI dependencies first.")
+    ] = True,
+    ui_port: Annotated[
+        int | None,
+        typer.Option(help="Port of the UI dev server [default: ui.proxy_port, else 4502]."),
+    ] = None,
+    preview: Annotated[
+        bool, typer.Option("--preview", help="Build the UI and serve it statically.")
+    ] = False,
+    lambda_mode: Annotated[
+        bool,
+        typer.Option(
+            "--lambda",
+            help="Send every request through the real Lambda handler (RIE + awslambdaric, "
+            "API Gateway v2 events, DynamoDB; a moto server is started without "
+            "--dynamodb-endpoint). No reload.",
+        ),
+    ] = False,
+    lambda_containers: Annotated[
+        int, typer.Option(help="--lambda: most Lambda containers at once.", min=1)
+    ] = 2,
+    lambda_timeout: Annotated[
+        int, typer.Option(help="--lambda: the function timeout in seconds.", min=1, max=900)
+    ] = 60,
+    sweep_interval: Annotated[
+        float, typer.Option(help="--lambda: seconds between sweep invocations (0: none).", min=0)
+    ] = 60.0,
+) -> None:
+    """Serve a deployment on http://127.0.0.1:4501, like `llamactl serve`."""
+    from llamaws.local.serve import ServeOptions
+    from llamaws.local.serve import serve as run_serve
+
+    if log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+        _fail(f"--log-level must be DEBUG, INFO, WARNING or ERROR, not {log_level!r}", code=2)
+    options = ServeOptions(
+        app_dir=app_dir,
+        host=host,
+        port=port,
+        persistence=persistence.value,
+        local_persistence_path=local_persistence_path,
+        dynamodb_endpoint=dynamodb_endpoint,
+        dynamodb_table=dynamodb_table,
+        s3_bucket=s3_bucket,
+        log_level=log_level.upper(),
+        log_format=log_format.value,
+        reload=reload,
+        open_browser=open_browser,
+        install=install,
+        ui_port=ui_port,
+        preview=preview,
+        idle_timeout=_idle_timeout(),
+        lambda_mode=lambda_mode,
+        lambda_containers=lambda_containers,
+        lambda_timeout=float(lambda_timeout),
+        sweep_interval=sweep_interval,
+    )
+    if not gc.isenabled():
+        # main() paused the cyclic GC for the imports above: keep what they built out
+        # of every later collection (freeze), then collect as usual while serving.
+        gc.freeze()
+        gc.enable()
+    _guarded(lambda: run_serve(options))
+
+
+def _idle_timeout() -> float:
+    """Seconds before a waiting run is released from memory (``LLAMAWS_IDLE_TIMEOUT``)."""
+    import os
+
+    raw = os.environ.get("LLAMAWS_IDLE_TIMEOUT", "60")
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if value <= 0:
+        _fail(f"LLAMAWS_IDLE_TIMEOUT must be a positive number of seconds, not {raw!r}", code=2)
+    return value
+
+
+def _guarded(action: object) -> None:
+    """Run ``action``; llamaws errors become one line and exit 1."""
+    from llamaws.adapter.errors import LlamawsError
+
+    assert callable(action)
+    try:
+        action()
+    except LlamawsError as exc:
+        if _state["verbose"]:
+            raise
+        _fail(str(exc))
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
+
+
+def _fail(message: str, code: int = 1) -> None:
+    print(f"Error: {message}", file=sys.stderr)
+    raise typer.Exit(code)
+
+
+from llamaws.cli.dynamodb import app as dynamodb_app  # noqa: E402 - sub-apps after the root commands
+
+app.add_typer(dynamodb_app, name="dynamodb")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    if [arg for arg in sys.argv[1:3] if arg not in ("-v", "--verbose")][:1] == ["serve"]:
+        # Starting a server allocates many long-lived objects (modules, pydantic
+        # schemas) and little garbage: collecting them costs ~10% of the start.
+        # serve() turns the collector back on before serving.
+        gc.disable()
+    app()
+
+
+if __name__ == "__main__":
+    main()

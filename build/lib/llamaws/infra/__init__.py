@@ -1,0 +1,1 @@
+"""llamaws infra (see DESIGN.md)."""

@@ -1,0 +1,1 @@
+"""The local emulator of ``llamactl serve``: ``llamaws serve``."""
