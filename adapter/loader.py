@@ -24,6 +24,7 @@ from workflows.events import Event
 
 from .config import Deployment
 from .errors import WorkflowLoadError
+from .upstream import served_workflow, served_workflow_names, workflow_steps
 
 __all__ = ["LoadedWorkflow", "load_workflows", "waiter_event_types"]
 
@@ -63,7 +64,7 @@ def load_workflows(deployment: Deployment) -> list[LoadedWorkflow]:
 def waiter_event_types(workflow: Workflow) -> list[type[Event]]:
     """Event types named in ``wait_for_event`` calls of the workflow's steps."""
     found: list[type[Event]] = []
-    for step in workflow._get_steps().values():
+    for step in workflow_steps(workflow).values():
         for event_type in _waited_types(step):
             if event_type not in found:
                 found.append(event_type)
@@ -151,10 +152,8 @@ def _workflows_of_server(server: Any) -> list[LoadedWorkflow]:
             f"'app' must point at a WorkflowServer instance, got a {type(server).__name__}"
         )
     extra = server.additional_events
-    # The server's own registry: available before start() in 0.8.0.
-    names = server._service.get_workflow_names()
     return [
         LoadedWorkflow(name, workflow, list(extra.get(name, ())))
-        for name in names
-        if (workflow := server._service.get_workflow(name)) is not None
+        for name in served_workflow_names(server)
+        if (workflow := served_workflow(server, name)) is not None
     ]

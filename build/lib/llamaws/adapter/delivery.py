@@ -13,16 +13,24 @@ from __future__ import annotations
 
 from llama_agents.client.protocol import HandlerData
 from llama_agents.server import WorkflowServer
-from llama_agents.server._service import EventSendError, _WorkflowService
 from workflows.events import Event
 from workflows.runtime.types.step_id import StepId
 from workflows.runtime.types.ticks import TickAddEvent
+
+from .upstream import (
+    EventSendError,
+    WorkflowService,
+    external_adapter,
+    override_service,
+    service_of,
+    validate_step_message,
+)
 
 __all__ = ["deliverable_run", "use_awaited_delivery"]
 
 
 async def deliverable_run(
-    service: _WorkflowService, handler_id: str, event: Event, step: str | None
+    service: WorkflowService, handler_id: str, event: Event, step: str | None
 ) -> tuple[HandlerData, str]:
     """The handler and run id an event may go to, checked as upstream does before sending.
 
@@ -37,7 +45,7 @@ async def deliverable_run(
         raise EventSendError(f"Handler {handler_id} has no run ID")
     if step is not None:
         try:
-            workflow._validate_valid_step_message(step, event)
+            validate_step_message(workflow, step, event)
         except Exception as exc:
             raise EventSendError(f"Failed to send event: {exc}") from exc
     return handler, handler.run_id
@@ -45,17 +53,16 @@ async def deliverable_run(
 
 def use_awaited_delivery(server: WorkflowServer) -> None:
     """Make ``server``'s event posts wait for delivery (see module doc)."""
-    service: _WorkflowService = server._service
+    service = service_of(server)
 
     async def send_event(handler_id: str, event: Event, step: str | None = None) -> None:
         _, run_id = await deliverable_run(service, handler_id, event, step)
         try:
-            adapter = service._runtime.get_external_adapter(run_id)
+            adapter = external_adapter(server, run_id)
             await adapter.send_event(
                 TickAddEvent(event=event, step_id=StepId.root(step) if step else None)
             )
         except Exception as exc:
             raise EventSendError(f"Failed to send event: {exc}") from exc
 
-    # Rebinding on this instance only: the API and the runtime share the service.
-    service.send_event = send_event  # type: ignore[method-assign]
+    override_service(server, send_event=send_event)

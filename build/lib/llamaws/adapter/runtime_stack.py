@@ -22,8 +22,6 @@ import logging
 from typing import Any
 
 from llama_agents.server import AbstractWorkflowStore
-from llama_agents.server._runtime.idle_release_runtime import IdleReleaseDecorator
-from llama_agents.server._runtime.persistence_runtime import PersistenceDecorator
 from typing_extensions import override
 from workflows.context.serializers import BaseSerializer
 from workflows.events import StartEvent
@@ -36,6 +34,8 @@ from workflows.runtime.types.plugin import (
     V2RuntimeCompatibilityShim,
 )
 from workflows.workflow import Workflow
+
+from .upstream import IdleReleaseDecorator, PersistenceDecorator
 
 __all__ = ["RetainRunsDecorator", "durable_runtime"]
 

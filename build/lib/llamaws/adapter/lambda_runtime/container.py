@@ -71,7 +71,6 @@ class Container:
     """Serves invocations; built once per process."""
 
     def __init__(self, settings: ContainerSettings, invoker: Invoker) -> None:
-        from llama_agents.server._runtime.persistence_runtime import TickPersistenceDecorator
         from mangum import Mangum
         from workflows.plugins.basic import BasicRuntime
 
@@ -79,6 +78,7 @@ class Container:
         from ..loader import load_workflows
         from ..runtime_stack import RetainRunsDecorator
         from ..store import DynamoSettings, DynamoWorkflowStore
+        from ..upstream import TickPersistenceDecorator, service_of
         from .coordination import Coordination
         from .driver import RunDriver
         from .http import LambdaHttp, use_inbox_delivery
@@ -121,7 +121,7 @@ class Container:
             retain=self.retain,
             persistence=persistence,
             quiescence=quiescence,
-            cancel=server._service.cancel_handler,
+            cancel=service_of(server).cancel_handler,
         )
         use_inbox_delivery(server, self.driver, coordination, invoker)
         self.asgi = LambdaHttp(self.app.app, base_path=deployment.base_path, budget=_budget)

@@ -27,15 +27,17 @@ from llama_agents.server import (
     PersistentHandler,
     WorkflowServer,
 )
-from llama_agents.server._runtime.persistence_runtime import (
-    TickPersistenceDecorator,
-    handler_status_from_exit_command,
-)
 from workflows.runtime.types.plugin import ExternalRunAdapter
 from workflows.runtime.types.step_id import StepId
 from workflows.runtime.types.ticks import TickAddEvent
 
 from ..runtime_stack import RetainRunsDecorator
+from ..upstream import (
+    TickPersistenceDecorator,
+    external_adapter,
+    handler_status_from_exit_command,
+    served_workflow,
+)
 from .coordination import Coordination, InboxEntry
 from .events import ContinueRun, InternalEvent, Sweep
 from .invoker import Invoker
@@ -217,10 +219,9 @@ class RunDriver:
         """The run in memory: resumed from its ticks (None when it turned out finished)."""
         run_id = handler.run_id
         assert run_id is not None
-        runtime = self.server._service._runtime
         if run_id in self.retain.live_run_ids:
-            return runtime.get_external_adapter(run_id)
-        workflow = self.server._service.get_workflow(handler.workflow_name)
+            return external_adapter(self.server, run_id)
+        workflow = served_workflow(self.server, handler.workflow_name)
         if workflow is None:
             await self.store.update_handler_status(
                 run_id, status="failed", error=f"workflow {handler.workflow_name!r} is not served"
@@ -256,7 +257,7 @@ class RunDriver:
         # A run resumed while waiting publishes no new WorkflowIdleEvent: its
         # persisted idle mark (cleared whenever an event is added) says it is idle.
         self.quiescence.signals(run_id).idle = handler.idle_since is not None
-        return runtime.get_external_adapter(run_id)
+        return external_adapter(self.server, run_id)
 
     def stop(self, run_id: str) -> None:
         """Stop a run in memory (its journal stays; :meth:`load` resumes it)."""

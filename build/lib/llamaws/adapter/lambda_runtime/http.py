@@ -25,12 +25,11 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Literal
 
 from llama_agents.server import WorkflowServer
-from llama_agents.server._service import HandlerCompletedError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from workflows.events import Event
-from workflows.utils import _nanoid as nanoid
 
 from ..delivery import deliverable_run
+from ..upstream import HandlerCompletedError, new_id, override_service, service_of
 from .coordination import Coordination, InboxEntry
 from .driver import TERMINAL, RunDriver
 from .events import ContinueRun
@@ -93,7 +92,7 @@ class LambdaHttp:
         except ValueError:
             parsed = None  # the server answers 400 for it
         if isinstance(parsed, dict):
-            handler_id = parsed.get("handler_id") or nanoid()
+            handler_id = parsed.get("handler_id") or new_id()
             parsed["handler_id"] = handler_id
             body = json.dumps(parsed).encode()
         replay = _replay(body)
@@ -178,7 +177,7 @@ def use_inbox_delivery(
     cancel_wait_seconds: float = 10.0,
 ) -> None:
     """Events and cancels reach runs through their inbox and lease (see module doc)."""
-    service = server._service
+    service = service_of(server)
 
     async def send_event(handler_id: str, event: Event, step: str | None = None) -> None:
         handler, _ = await deliverable_run(service, handler_id, event, step)
@@ -208,8 +207,7 @@ def use_inbox_delivery(
             service.load_persistent_handler, handler_id, purge, cancel_wait_seconds
         )
 
-    service.send_event = send_event  # type: ignore[method-assign]
-    service.cancel_handler = cancel_handler  # type: ignore[method-assign]
+    override_service(server, send_event=send_event, cancel_handler=cancel_handler)
 
 
 async def _until_cancelled(

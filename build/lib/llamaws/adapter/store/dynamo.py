@@ -24,15 +24,10 @@ from llama_agents.client.protocol.serializable_events import (  # type: ignore[i
     EventEnvelopeWithMetadata,
 )
 from llama_agents.server import AbstractWorkflowStore, HandlerQuery, PersistentHandler
-from llama_agents.server._store.abstract_workflow_store import (
-    StoredEvent,
-    StoredTick,
-    decode_persistent_handler,
-    is_terminal_status,
-)
 from workflows.context import JsonSerializer
 from workflows.context.serializers import BaseSerializer
 
+from ..upstream import StoredEvent, StoredTick, decode_persistent_handler, is_terminal_status
 from .client import ConditionFailed, StoreError, TableClient
 from .state import DynamoStateStore
 from .table import (

@@ -1,0 +1,129 @@
+"""The one seam to private parts of the workflow server and the workflows library.
+
+llamaws builds on ``llama-agents-server`` 0.8.0 and ``llama-index-workflows``
+2.26.1 (pinned). A few things it needs are not public there: the server's
+service object (registry, handler lookup, event send, cancel), its runtime
+decorators, store helpers, and two private members of ``Workflow``. Every use of
+them goes through this module, and ``tests/test_upstream_seam.py`` holds a test
+per touch point: an upstream upgrade changes this file and turns a test red,
+nothing else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Literal
+
+from llama_agents.server._runtime.idle_release_runtime import IdleReleaseDecorator
+from llama_agents.server._runtime.persistence_runtime import (
+    PersistenceDecorator,
+    TickPersistenceDecorator,
+    handler_status_from_exit_command,
+)
+from llama_agents.server._service import (
+    EventSendError,
+    HandlerCompletedError,
+    _WorkflowService,
+)
+from llama_agents.server._store.abstract_workflow_store import (
+    StoredEvent,
+    StoredTick,
+    decode_persistent_handler,
+    is_terminal_status,
+)
+from workflows.utils import _nanoid
+
+if TYPE_CHECKING:
+    from llama_agents.server import WorkflowServer
+    from workflows import Workflow
+    from workflows.events import Event
+    from workflows.runtime.types.plugin import ExternalRunAdapter, Runtime
+
+__all__ = [
+    "EventSendError",
+    "HandlerCompletedError",
+    "IdleReleaseDecorator",
+    "PersistenceDecorator",
+    "StoredEvent",
+    "StoredTick",
+    "TickPersistenceDecorator",
+    "WorkflowService",
+    "decode_persistent_handler",
+    "external_adapter",
+    "handler_status_from_exit_command",
+    "is_terminal_status",
+    "new_id",
+    "override_service",
+    "served_workflow",
+    "served_workflow_names",
+    "service_of",
+    "validate_step_message",
+    "workflow_steps",
+]
+
+WorkflowService = _WorkflowService
+"""The server's service: handler lookup (``resolve_handler``,
+``load_persistent_handler``), the workflow registry, ``send_event``,
+``cancel_handler``."""
+
+SendEvent = Callable[[str, "Event", "str | None"], Awaitable[None]]
+CancelHandler = Callable[[str, bool], Awaitable[Literal["cancelled", "deleted"] | None]]
+
+
+def service_of(server: WorkflowServer) -> WorkflowService:
+    """The service behind ``server``'s routes (shared by the API and the runtime)."""
+    return server._service
+
+
+def runtime_of(server: WorkflowServer) -> Runtime:
+    """The runtime stack ``server`` runs workflows on."""
+    return server._service._runtime
+
+
+def external_adapter(server: WorkflowServer, run_id: str) -> ExternalRunAdapter:
+    """The adapter to send events to (or await) the run ``run_id`` in memory."""
+    return runtime_of(server).get_external_adapter(run_id)
+
+
+def served_workflow_names(server: WorkflowServer) -> list[str]:
+    """Names of the workflows added to ``server`` (available before it starts)."""
+    return list(server._service.get_workflow_names())
+
+
+def served_workflow(server: WorkflowServer, name: str) -> Workflow | None:
+    """The workflow served as ``name``, if any."""
+    return server._service.get_workflow(name)
+
+
+def override_service(
+    server: WorkflowServer,
+    *,
+    send_event: SendEvent | None = None,
+    cancel_handler: CancelHandler | None = None,
+) -> CancelHandler:
+    """Replace how ``server`` sends events / cancels, on this instance only.
+
+    Returns the server's own cancel (a caller that replaces it may still need it).
+    """
+    service = server._service
+    own_cancel: CancelHandler = service.cancel_handler
+    if send_event is not None:
+        service.send_event = send_event  # type: ignore[method-assign,assignment]
+    if cancel_handler is not None:
+        service.cancel_handler = cancel_handler  # type: ignore[method-assign,assignment]
+    return own_cancel
+
+
+def workflow_steps(workflow: Workflow) -> dict[str, Callable[..., Any]]:
+    """The workflow's steps by name (decorated functions)."""
+    return dict(workflow._get_steps())
+
+
+def validate_step_message(workflow: Workflow, step: str, event: Event) -> None:
+    """Raise when ``step`` does not exist or does not accept ``event``'s type."""
+    workflow._validate_valid_step_message(step, event)
+
+
+def new_id() -> str:
+    """A new handler / run id, in the server's own format (a 10-character nanoid)."""
+    return str(_nanoid())

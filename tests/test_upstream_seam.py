@@ -1,0 +1,186 @@
+"""One test per touch point of ``llamaws.adapter.upstream``, the seam to private upstream APIs.
+
+When ``llama-agents-server`` or ``llama-index-workflows`` is upgraded, a red test here
+names the private thing that moved; ``adapter/upstream.py`` is the one file to mend.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+
+import httpx
+import pytest
+from llama_agents.server import MemoryWorkflowStore, WorkflowServer
+from workflows import Context, Workflow, step
+from workflows.events import (
+    Event,
+    HumanResponseEvent,
+    InputRequiredEvent,
+    StartEvent,
+    StopEvent,
+)
+from workflows.runtime.types.commands import CommandCompleteRun, CommandFailWorkflow
+from workflows.runtime.types.step_id import StepId
+
+from llamaws.adapter import upstream
+from llamaws.adapter.runtime_stack import durable_runtime
+
+
+class Ask(InputRequiredEvent):
+    prompt: str
+
+
+class Answer(HumanResponseEvent):
+    response: str
+
+
+class AskWorkflow(Workflow):
+    @step
+    async def ask(self, ev: StartEvent) -> Ask:
+        return Ask(prompt="colour?")
+
+    @step
+    async def done(self, ctx: Context, ev: Answer) -> StopEvent:
+        return StopEvent(result=ev.response)
+
+
+STORES: dict[int, MemoryWorkflowStore] = {}
+
+
+def make_server() -> WorkflowServer:
+    store = MemoryWorkflowStore()
+    server = WorkflowServer(workflow_store=store, runtime=durable_runtime(store))
+    server.add_workflow("ask", AskWorkflow(timeout=None))
+    STORES[id(server)] = store
+    return server
+
+
+@pytest.fixture
+async def running() -> AsyncIterator[tuple[WorkflowServer, httpx.AsyncClient]]:
+    server = make_server()
+    await server.start()
+    transport = httpx.ASGITransport(app=server.app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        yield server, client
+    await server.stop()
+
+
+async def start_waiting_run(client: httpx.AsyncClient, server: WorkflowServer) -> dict[str, str]:
+    """Start ``ask`` and wait until its prompt is published (read from the store)."""
+    started = (await client.post("/workflows/ask/run-nowait", json={})).json()
+    for _ in range(500):
+        events = await STORES[id(server)].query_events(started["run_id"])
+        if any(stored.event.type == "Ask" for stored in events):
+            return dict(started)
+        await asyncio.sleep(0.01)
+    raise AssertionError("the run never asked")
+
+
+def test_served_workflow_names_and_workflow_before_start() -> None:
+    server = make_server()
+    assert upstream.served_workflow_names(server) == ["ask"]
+    assert isinstance(upstream.served_workflow(server, "ask"), AskWorkflow)
+    assert upstream.served_workflow(server, "nope") is None
+
+
+def test_service_of_resolves_handlers(running: tuple[WorkflowServer, httpx.AsyncClient]) -> None:
+    server, _ = running
+    service = upstream.service_of(server)
+    assert isinstance(service, upstream.WorkflowService)
+    assert callable(service.resolve_handler) and callable(service.load_persistent_handler)
+
+
+async def test_external_adapter_delivers_to_a_live_run(
+    running: tuple[WorkflowServer, httpx.AsyncClient],
+) -> None:
+    from workflows.runtime.types.ticks import TickAddEvent
+
+    server, client = running
+    handler = await start_waiting_run(client, server)
+    adapter = upstream.external_adapter(server, handler["run_id"])
+    await adapter.send_event(TickAddEvent(event=Answer(response="blue")))
+    result = await asyncio.wait_for(adapter.get_result(), 5)
+    assert result.result == "blue"
+
+
+async def test_override_service_replaces_send_event_and_returns_the_own_cancel(
+    running: tuple[WorkflowServer, httpx.AsyncClient],
+) -> None:
+    server, client = running
+    handler = await start_waiting_run(client, server)
+    seen: list[tuple[str, Event]] = []
+
+    async def send_event(handler_id: str, event: Event, step: str | None = None) -> None:
+        seen.append((handler_id, event))
+
+    own_cancel = upstream.override_service(server, send_event=send_event)
+    body = {"event": {"type": "Answer", "value": {"response": "red"}}}
+    answered = await client.post(f"/events/{handler['handler_id']}", json=body)
+    assert answered.status_code == 200
+    assert [(h, type(e).__name__) for h, e in seen] == [(handler["handler_id"], "Answer")]
+    assert await own_cancel(handler["handler_id"], False) == "cancelled"
+
+
+@pytest.mark.parametrize(
+    ("error", "status"),
+    [(upstream.EventSendError("nope"), 500), (upstream.HandlerCompletedError(), 409)],
+)
+async def test_service_errors_map_to_their_statuses(
+    running: tuple[WorkflowServer, httpx.AsyncClient], error: Exception, status: int
+) -> None:
+    server, client = running
+    handler = await start_waiting_run(client, server)
+
+    async def send_event(handler_id: str, event: Event, step: str | None = None) -> None:
+        raise error
+
+    upstream.override_service(server, send_event=send_event)
+    body = {"event": {"type": "Answer", "value": {"response": "red"}}}
+    answered = await client.post(f"/events/{handler['handler_id']}", json=body)
+    assert answered.status_code == status
+
+
+def test_workflow_steps_and_step_message_validation() -> None:
+    workflow = AskWorkflow(timeout=None)
+    assert {"ask", "done"} <= set(upstream.workflow_steps(workflow))
+    upstream.validate_step_message(workflow, "done", Answer(response="x"))
+    with pytest.raises(Exception, match=r"done|accept|Answer|Start"):
+        upstream.validate_step_message(workflow, "done", StartEvent())
+
+
+def test_new_id_is_a_ten_character_nanoid() -> None:
+    first, second = upstream.new_id(), upstream.new_id()
+    assert len(first) == 10 and first != second and first.isalnum()
+
+
+def test_handler_status_from_exit_command() -> None:
+    done = upstream.handler_status_from_exit_command(
+        CommandCompleteRun(result=StopEvent(result="ok"))
+    )
+    assert done is not None and done[0] == "completed"
+    failed = upstream.handler_status_from_exit_command(
+        CommandFailWorkflow(step_id=StepId.root("ask"), exception=ValueError("boom"))
+    )
+    assert failed == ("failed", None, "boom")
+
+
+def test_store_helpers() -> None:
+    assert upstream.is_terminal_status("completed") and not upstream.is_terminal_status("running")
+    now = datetime.now(UTC)
+    tick = upstream.StoredTick(run_id="r", sequence=0, timestamp=now, tick_data={"a": 1})
+    assert tick.tick_data == {"a": 1}
+    handler = upstream.decode_persistent_handler(
+        {"handler_id": "h", "workflow_name": "ask", "status": "running", "run_id": "r"}
+    )
+    assert (handler.handler_id, handler.run_id, handler.status) == ("h", "r", "running")
+    assert upstream.StoredEvent.model_fields.keys() >= {"run_id", "sequence", "event"}
+
+
+def test_runtime_decorators_stack() -> None:
+    store = MemoryWorkflowStore()
+    stack = durable_runtime(store)
+    assert isinstance(stack, upstream.IdleReleaseDecorator)
+    assert issubclass(upstream.TickPersistenceDecorator, object)
+    assert isinstance(stack._decorated, upstream.PersistenceDecorator)  # type: ignore[attr-defined]
