@@ -136,7 +136,7 @@ def build_bundle(
     (``resolve(app_dir, target, profile="lambda").requirements``). ``out_dir``
     defaults to ``<app>/.llamaws/build``; the bundle is ``lambda-<arch>-py<X.Y>/``
     and its zip sits beside it. ``interpreter`` precompiles the bytecode (default:
-    :func:`find_interpreter`).
+    :func:`find_interpreter`; ``""``: sources only).
     """
     if target.platform is None:
         raise BundleError("a Lambda bundle needs a target platform (e.g. aarch64-manylinux2014)")
