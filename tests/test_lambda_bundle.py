@@ -66,7 +66,11 @@ def hitl_app(work: Path) -> Path:
     (app / "workflows.db").write_bytes(b"sqlite")
     text = (app / "pyproject.toml").read_text()
     (app / "pyproject.toml").write_text(
-        text.replace("[tool.llamadeploy]\n", '[tool.llamadeploy]\nenv_files = [".env"]\n', 1)
+        text.replace(
+            "[tool.llamadeploy]\n",
+            '[tool.llamadeploy]\nenv_files = [".env"]\nrequired_env_vars = ["API_KEY"]\n',
+            1,
+        )
     )
     return app
 
@@ -238,6 +242,11 @@ def bundled_function(
     from llamaws.adapter.store.table import create_table
 
     create_table(boto3.client("dynamodb", endpoint_url=moto_server.endpoint), dynamo_table_name)
+    # The env file is not in the bundle: the required API_KEY must come from SSM.
+    parameters = f"/llamaws/{dynamo_table_name}/env"
+    boto3.client("ssm", endpoint_url=moto_server.endpoint).put_parameter(
+        Name=f"{parameters}/API_KEY", Value=SECRET, Type="SecureString"
+    )
     log = (tmp_path / "function.log").open("wb")
     holder: dict[str, str] = {}
 
@@ -245,6 +254,8 @@ def bundled_function(
         env = {
             "LLAMAWS_TABLE": dynamo_table_name,
             "AWS_ENDPOINT_URL_DYNAMODB": moto_server.endpoint,
+            "AWS_ENDPOINT_URL_SSM": moto_server.endpoint,
+            "LLAMAWS_SSM_PATH": parameters,
             "LLAMAWS_ASYNC_INVOKE_URL": holder["url"],
             "LAMBDA_TASK_ROOT": str(bundle.directory),
             "PYTHONPATH": str(lambda_runtime),
