@@ -280,7 +280,8 @@ def publish(
             the_plan, live = plan(
                 build, target, s3, now=now, grace=grace, orphans=orphans, workers=workers
             )
-            lock.renew(pending={upload.path: upload.entry.sha256 for upload in the_plan.uploads})
+            if the_plan.uploads:
+                lock.renew(pending={u.path: u.entry.sha256 for u in the_plan.uploads})
             return execute(
                 the_plan,
                 live,
@@ -315,6 +316,8 @@ def execute(
     """Carry ``the_plan`` out (made against ``live``) while ``lock`` is held: uploads by
     phase, a check that the plan still holds before anything is replaced in place,
     the conditional switch, the sweep, the invalidation."""
+    if the_plan.is_noop and live.etag is not None:
+        return PublishResult(the_plan, target)  # nothing to switch, sweep or invalidate
     if progress is not None:
         progress.start(len(the_plan.uploads), the_plan.bytes_to_upload)
     for phase in Phase:

@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -326,3 +327,30 @@ def test_cli_publish_prints_the_plan_then_the_json_outcome(bucket: Bucket, build
                                   "--endpoint-url", bucket.endpoint])  # fmt: skip
     assert missing.exit_code == 1
     assert missing.stderr.startswith("Error: publishing to s3://no-such-bucket/")
+
+
+def test_the_lease_is_renewed_while_its_holder_runs(bucket: Bucket) -> None:
+    key = bucket.target.lock_key
+    holder = PublishLock(bucket.s3, bucket.name, key, ttl=0.5, wait=0)
+    rival = PublishLock(bucket.s3, bucket.name, key, ttl=0.5, wait=0)
+    with holder.held():
+        end = time.monotonic() + 3 * holder.ttl  # well past the lease without renewals
+        while time.monotonic() < end:
+            with pytest.raises(PublishBusy):
+                rival.acquire()
+        holder.check()
+    assert rival.acquire() == {}  # released at the end of the block: nothing orphaned
+
+
+def test_a_holder_whose_lease_ran_out_and_was_taken_over_stops(bucket: Bucket) -> None:
+    key = bucket.target.lock_key
+    stalled = PublishLock(bucket.s3, bucket.name, key, ttl=0.3, wait=0)
+    stalled.acquire()  # no heartbeat: it stalls
+    stalled.renew(pending={"assets/a-Ab12Cd34.js": "sha"})
+    rival = PublishLock(bucket.s3, bucket.name, key, ttl=30, wait=5)
+    assert rival.acquire() == {"assets/a-Ab12Cd34.js": "sha"}  # after the lease ran out
+    with pytest.raises(PublishConflict):
+        stalled.check()
+    with pytest.raises(PublishConflict):
+        stalled.renew()
+    rival.release()
