@@ -154,8 +154,8 @@ class LlamawsStack(Stack):
             outputs["UiUrl"] = (f"https://{host}{settings.base_path}/ui/", "The deployment's UI")
             outputs["UiBucketName"] = (edge.ui_bucket.bucket_name, "The built UI's bucket")
             outputs["UiPrefix"] = (
-                f"{settings.base_path.lstrip('/')}/ui/",
-                "Key prefix of the UI's objects",
+                f"{settings.base_path.lstrip('/')}/ui",
+                "Key prefix of the UI's objects (llamaws ui publish --prefix)",
             )
         if self.access_logs is not None:
             outputs["AccessLogBucketName"] = (self.access_logs.bucket.bucket_name, "Access logs")

@@ -490,7 +490,7 @@ def test_outputs_name_what_deploy_and_operators_need(template: Template, custom:
         "UiBucketName", "UiPrefix", "DistributionId", "DistributionDomainName",
         "SecretsLocation", "FailedInvocationsQueueUrl", "AccessLogBucketName",
     }  # fmt: skip
-    assert outputs["UiPrefix"]["Value"] == "deployments/ui-app/ui/"
+    assert outputs["UiPrefix"]["Value"] == "deployments/ui-app/ui"  # ui publish's default
     assert outputs["ApiUrl"]["Value"]["Fn::Join"][1][-1] == "/deployments/ui-app/"
     assert outputs["SecretsLocation"]["Value"] == "/llamaws/llamaws-ui-app/env"
     custom_outputs = custom.to_json()["Outputs"]
