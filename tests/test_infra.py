@@ -62,7 +62,9 @@ def code(work: Path) -> Path:
 def app_with_env(work: Path) -> Path:
     """examples/ui-app with an env file holding a secret (and a customizer module)."""
     app = work / "ui-app"
-    shutil.copytree(EXAMPLES / "ui-app", app, ignore=shutil.ignore_patterns("node_modules"))
+    shutil.copytree(
+        EXAMPLES / "ui-app", app, ignore=shutil.ignore_patterns("node_modules", ".llamaws")
+    )
     (app / ".env").write_text(f"OPENAI_API_KEY={SECRET_VALUE}\nGREETING=hello-from-env\n")
     text = (app / "pyproject.toml").read_text()
     text = text.replace("[tool.llamadeploy]\n", '[tool.llamadeploy]\nenv_files = [".env"]\n', 1)
@@ -531,7 +533,7 @@ def test_cdk_nag_finds_nothing_unacknowledged_and_each_acknowledgement_has_a_rea
 
 def test_cdk_nag_reports_an_unacknowledged_wildcard(build: Build, work: Path) -> None:
     app_dir = work / "wildcard"
-    shutil.copytree(EXAMPLES / "hello", app_dir)
+    shutil.copytree(EXAMPLES / "hello", app_dir, ignore=shutil.ignore_patterns(".llamaws"))
     (app_dir / "src" / "too_broad.py").write_text(
         textwrap.dedent(
             """
