@@ -12,6 +12,7 @@ Lambda bundle with ``builder``, generate the UI's CloudFront function with
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import json
 import os
@@ -20,7 +21,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -29,8 +30,12 @@ import typer
 from llamaws.adapter.errors import LlamawsError
 
 if TYPE_CHECKING:
+    from aws_cdk import App
+
     from llamaws.adapter.config import Deployment
     from llamaws.builder.lambda_bundle import Bundle
+    from llamaws.infra.app import Synthesis
+    from llamaws.infra.nag import NagFinding
     from llamaws.infra.stack import StackInputs
 
 __all__ = ["PreparedStack", "cdk_app", "prepare_stack", "require_cdk", "synth"]
@@ -170,14 +175,15 @@ def _synth(app_dir: Path, out: Path | None, strict: bool, overrides: dict[str, o
     _clear_assembly(outdir)
 
     from llamaws.infra.app import build_app, synthesize
-    from llamaws.infra.nag import acknowledgements, nag_findings
+    from llamaws.infra.nag import acknowledgements_in_assembly
 
     app, stack = build_app(prepared.inputs, outdir=outdir)
     synthesis = synthesize(app, stack)
     resources = len(json.loads(synthesis.template.read_text())["Resources"])
     print(f"stack {synthesis.stack_name}: {_display(synthesis.template)} ({resources} resources)")
-    findings = nag_findings(app)
-    acknowledged = acknowledgements(app)
+    cache = prepared.deployment.config_dir / ".llamaws" / "build" / "nag"
+    findings = _nag_findings(app, synthesis, cache)
+    acknowledged = acknowledgements_in_assembly(synthesis.metadata)
     print(
         f"cdk-nag AwsSolutions: {len(findings)} unacknowledged finding(s), "
         f"{len(acknowledged)} acknowledged with a reason"
@@ -200,6 +206,33 @@ def _synth(app_dir: Path, out: Path | None, strict: bool, overrides: dict[str, o
         problems = problems or bool(errors)
     print(f"synthesized to {_display(synthesis.outdir)} in {time.monotonic() - started:.1f} s")
     return strict and problems
+
+
+def _nag_findings(app: App, synthesis: Synthesis, cache: Path) -> list[NagFinding]:
+    """cdk-nag's findings, remembered per assembly: the same template and acknowledgements
+    (``<stack>.metadata.json``) with the same cdk-nag give the same findings."""
+    from importlib.metadata import version
+
+    from llamaws.infra.nag import NagFinding, nag_findings
+
+    digest = hashlib.sha256(version("cdk-nag").encode())
+    for part in (synthesis.template, synthesis.metadata):
+        digest.update(hashlib.sha256(part.read_bytes()).digest())
+    remembered = cache / f"{digest.hexdigest()}.json"
+    if remembered.is_file():
+        try:
+            return [
+                NagFinding(item["rule"], item["description"], tuple(item["paths"]))
+                for item in json.loads(remembered.read_text(encoding="utf-8"))
+            ]
+        except (ValueError, KeyError, TypeError):
+            pass
+    findings = nag_findings(app)
+    cache.mkdir(parents=True, exist_ok=True)
+    for stale in sorted(cache.glob("*.json"), key=lambda p: p.stat().st_mtime)[:-20]:
+        stale.unlink(missing_ok=True)
+    remembered.write_text(json.dumps([asdict(f) for f in findings]), encoding="utf-8")
+    return findings
 
 
 def _clear_assembly(outdir: Path) -> None:

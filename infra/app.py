@@ -30,6 +30,8 @@ class Synthesis:
     outdir: Path
     stack_name: str
     template: Path
+    metadata: Path
+    """``<stack>.metadata.json``: construct metadata, acknowledgements included."""
 
 
 def build_app(
@@ -52,10 +54,12 @@ def synthesize(app: App, stack: LlamawsStack) -> Synthesis:
     """Write the cloud assembly (template and assets)."""
     assembly = app.synth()
     artifact = assembly.get_stack_artifact(stack.artifact_id)
+    outdir = Path(assembly.directory)
     return Synthesis(
-        outdir=Path(assembly.directory),
+        outdir=outdir,
         stack_name=stack.stack_name,
-        template=Path(assembly.directory) / artifact.template_file,
+        template=outdir / artifact.template_file,
+        metadata=outdir / f"{stack.artifact_id}.metadata.json",
     )
 
 

@@ -6,13 +6,22 @@ acceptable; :func:`nag_findings` lists what is left (unacknowledged).
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from constructs import IConstruct
 
-__all__ = ["Acknowledgement", "NagFinding", "acknowledge", "acknowledgements", "nag_findings"]
+__all__ = [
+    "Acknowledgement",
+    "NagFinding",
+    "acknowledge",
+    "acknowledgements",
+    "acknowledgements_in_assembly",
+    "nag_findings",
+]
 
 
 @dataclass(frozen=True)
@@ -75,4 +84,19 @@ def acknowledgements(scope: IConstruct) -> list[Acknowledgement]:
                 name = str(rule).removeprefix("Annotation::")
                 if name.startswith("AwsSolutions-"):
                     found.append(Acknowledgement(construct.node.path, name, str(reason)))
+    return sorted(set(found), key=lambda a: (a.path, a.rule))
+
+
+def acknowledgements_in_assembly(metadata_file: Path) -> list[Acknowledgement]:
+    """The same, read from a synthesized stack's ``<stack>.metadata.json`` (no jsii calls)."""
+    data = json.loads(metadata_file.read_text(encoding="utf-8"))
+    found: list[Acknowledgement] = []
+    for path, entries in data.items():
+        for entry in entries:
+            if entry.get("type") != "aws:cdk:acknowledged-rules":
+                continue
+            for rule, reason in (entry.get("data") or {}).items():
+                name = str(rule).removeprefix("Annotation::")
+                if name.startswith("AwsSolutions-"):
+                    found.append(Acknowledgement(path.lstrip("/"), name, str(reason)))
     return sorted(set(found), key=lambda a: (a.path, a.rule))

@@ -744,3 +744,37 @@ def test_synth_without_the_cdk_libraries_says_how_to_install_them(
         "Error: the CDK libraries are not installed (aws_cdk_not_installed_here) Install them "
         "with `pip install 'llamaws[cdk]'` (or `uv sync` in a checkout)."
     ]
+
+
+def test_nag_findings_are_remembered_per_assembly(
+    build: Build, app_with_env: Path, work: Path
+) -> None:
+    from llamaws.cli.synth import _nag_findings
+
+    app_dir = work / "wildcard-cache"
+    shutil.copytree(EXAMPLES / "hello", app_dir, ignore=shutil.ignore_patterns(".llamaws"))
+    (app_dir / "src" / "broad.py").write_text(
+        "from aws_cdk import aws_iam as iam\n\n"
+        "def grant(stack):\n"
+        "    stack.api.role.add_to_principal_policy(\n"
+        "        iam.PolicyStatement(actions=['s3:GetObject'], resources=['*']))\n"
+    )
+    app, stack = build(app_dir, stack_customizers="broad:grant")
+    app_out = app.synth()
+    from llamaws.infra.app import Synthesis
+
+    synthesis = Synthesis(
+        Path(app_out.directory),
+        stack.stack_name,
+        Path(app_out.directory) / f"{stack.artifact_id}.template.json",
+        Path(app_out.directory) / f"{stack.artifact_id}.metadata.json",
+    )
+    cache = work / "nag-cache"
+    first = _nag_findings(app, synthesis, cache)
+    assert [f.rule for f in first] == ["AwsSolutions-IAM5[Resource::*]"]
+    # The same assembly: cdk-nag does not run again (no app to check).
+    assert _nag_findings(None, synthesis, cache) == first  # type: ignore[arg-type]
+    # Another acknowledgement changes the metadata, hence the key.
+    synthesis.metadata.write_text(synthesis.metadata.read_text().replace("forever", "ever"))
+    with pytest.raises(RuntimeError, match="Unable to deserialize"):  # cdk-nag runs on None
+        _nag_findings(None, synthesis, cache)  # type: ignore[arg-type]
