@@ -9,6 +9,9 @@ The emulator plays the parts AWS plays around the function:
   Lambda, an event over 6 MB (6,291,456 bytes, after base64 of a binary body)
   is refused with 413 before any invocation, a response over 6 MB is a 502,
   and a function error or timeout is a 502 ``{"message": "Internal Server Error"}``.
+  With ``auth = "iam"`` the URL's ``AWS_IAM`` auth type is played too: SigV4 is
+  checked before invoking (``local/sigv4.py``), 403 ``{"Message": "Forbidden"}``
+  otherwise.
 - **Containers.** A :class:`ContainerPool` of RIE processes (``llamaws.local.rie``)
   running ``llamaws.adapter.handler.handler`` under ``awslambdaric``: each serves one
   invocation at a time; a new one is started (cold start) only when all are
