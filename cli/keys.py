@@ -58,13 +58,13 @@ def create(
     with _errors(ctx):
         store, where = _store(app_dir, endpoint_url, table, region)
         new = asyncio.run(store.create(name))
+        base = _base_path(app_dir)
     print(
         f"Created API key {new.info.key_id}{f' ({name})' if name else ''} in {where}. "
         "It is shown only now: keep it in a secret store.",
         file=sys.stderr,
     )
-    print("Use it as 'Authorization: Bearer <key>', or sign in at /deployments/<name>/auth.",
-          file=sys.stderr)  # fmt: skip
+    print(f"Use it as 'Authorization: Bearer <key>', or sign in at {base}/auth.", file=sys.stderr)
     print(new.key)
 
 
@@ -156,6 +156,12 @@ def _store(
     except BotoCoreError as exc:
         raise LlamawsError(f"cannot reach DynamoDB for {where}: {exc}") from None
     return KeyStore(client), where
+
+
+def _base_path(app_dir: Path) -> str:
+    from llamaws.adapter.config import resolve_deployment
+
+    return resolve_deployment(app_dir).base_path
 
 
 @contextmanager

@@ -73,7 +73,11 @@ class Served:
         return done
 
     def new_key(self, name: str = "") -> str:
-        return self.keys("create", "--name", name).stdout.strip()
+        """``llamaws keys create``: the key alone on stdout, the rest on stderr."""
+        created = self.keys("create", "--name", name)
+        assert re.fullmatch(r"llamaws_[0-9a-f]{12}_[\w-]{43}\n", created.stdout), created.stdout
+        assert "sign in at /deployments/" in created.stderr
+        return created.stdout.strip()
 
 
 def _app(root: Path, example: str, auth: str | None) -> Path:
