@@ -418,6 +418,26 @@ def test_sign_in_exchanges_a_key_for_a_session_cookie_the_api_accepts(keyed: Ser
         )
 
 
+def test_a_cross_site_request_cannot_use_the_session_cookie(keyed: Served) -> None:
+    with httpx.Client(base_url=f"{keyed.url}/deployments/hello", timeout=30) as http:
+        signed_in = http.post("/auth", data={"key": keyed.new_key()})
+        session = signed_in.headers["set-cookie"].split(";")[0]
+        run = {"start_event": {"name": "X"}}
+        forged = http.post(
+            "/workflows/greet/run",
+            json=run,
+            headers={"Cookie": session, "Sec-Fetch-Site": "cross-site"},
+        )
+        assert forged.status_code == 401
+        assert detail(forged) == "A cross-site request cannot use the session cookie."
+        own = http.post(
+            "/workflows/greet/run",
+            json=run,
+            headers={"Cookie": session, "Sec-Fetch-Site": "same-origin"},
+        )
+        assert own.status_code == 200, own.text
+
+
 def test_a_page_navigation_without_credentials_goes_to_the_sign_in_page(keyed: Served) -> None:
     response = httpx.get(
         f"{keyed.url}/deployments/hello/",
