@@ -123,8 +123,13 @@ class ApiFunction(Construct):
                 )
             ],
         )
+        # key / none: the function's own gate checks callers; iam: Lambda checks SigV4
+        # before the function runs (callers sign for the URL's host, not CloudFront's).
         self.url = self.function.add_function_url(
-            auth_type=lambda_.FunctionUrlAuthType.NONE, invoke_mode=lambda_.InvokeMode.BUFFERED
+            auth_type=lambda_.FunctionUrlAuthType.AWS_IAM
+            if settings.auth == "iam"
+            else lambda_.FunctionUrlAuthType.NONE,
+            invoke_mode=lambda_.InvokeMode.BUFFERED,
         )
         self.schedule: events.Rule | None = None
         if settings.sweep_minutes:

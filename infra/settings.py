@@ -21,7 +21,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from llamaws.adapter.config import Deployment
+from llamaws.adapter.config import DEFAULT_AUTH, AuthMode, Deployment
 from llamaws.adapter.errors import ConfigError
 
 __all__ = [
@@ -55,6 +55,9 @@ class Settings(BaseModel):
     """The CloudFormation stack name; default ``llamaws-<deployment>[-<stage>]``."""
 
     # -- function
+    auth: AuthMode = DEFAULT_AUTH
+    """How the API authenticates callers (``docs/auth.md``): ``key``, ``iam`` (the
+    function URL checks SigV4) or ``none``; the function gets it as ``LLAMAWS_AUTH``."""
     architecture: Literal["arm64", "x86_64"] = "arm64"
     python: Literal["3.12", "3.13"] = "3.12"
     memory_mb: int = Field(default=1024, ge=128, le=10240)

@@ -82,6 +82,7 @@ class LlamawsStack(Stack):
         self.state = State(self, "State", settings=settings, log_bucket=log_bucket)
         self.secrets = AppSecrets(self, "Secrets", settings=settings)
         environment = {
+            "LLAMAWS_AUTH": settings.auth,
             "LLAMAWS_TABLE": self.state.table.table_name,
             "LLAMAWS_S3_BUCKET": self.state.spill_bucket.bucket_name,
             **self.secrets.environment,

@@ -114,6 +114,7 @@ def custom_stack(build: Build) -> tuple[Any, LlamawsStack]:
     return build(
         EXAMPLES / "hello",
         stage="dev",
+        auth="iam",
         architecture="x86_64",
         python="3.13",
         memory_mb=2048,
@@ -250,6 +251,7 @@ def test_function_runs_the_handler_on_python_arm64_with_the_env_contract(
     variables = properties["Environment"]["Variables"]
     # docs/lambda.md's contract: the table, the spill bucket, where the env values are.
     assert variables == {
+        "LLAMAWS_AUTH": "key",
         "LLAMAWS_TABLE": {"Ref": "RunsTable"},
         "LLAMAWS_S3_BUCKET": {"Ref": "SpillBucket"},
         "LLAMAWS_SSM_PATH": "/llamaws/llamaws-ui-app/env",
@@ -307,9 +309,17 @@ def test_sweeper_schedule_sends_the_sweep_event(template: Template) -> None:
     )
 
 
-def test_function_url_is_buffered_for_now(template: Template) -> None:
+def test_function_url_is_buffered_and_checks_sigv4_only_for_iam_auth(
+    template: Template, custom: Template
+) -> None:
     url = props(template, "AWS::Lambda::Url")
     assert url["AuthType"] == "NONE" and url["InvokeMode"] == "BUFFERED"
+    assert props(custom, "AWS::Lambda::Url")["AuthType"] == "AWS_IAM"
+    assert function_props(custom)["Environment"]["Variables"]["LLAMAWS_AUTH"] == "iam"
+    # No public invoke permission when Lambda checks the signature.
+    assert not custom.find_resources(
+        "AWS::Lambda::Permission", {"Properties": {"FunctionUrlAuthType": "NONE"}}
+    )
 
 
 # -- edge -------------------------------------------------------------------------
