@@ -194,6 +194,7 @@ def bench_bytecode(work: Path, repeat: int) -> None:
         env = {
             **AWS_DUMMY,
             "PATH": os.environ.get("PATH", ""),
+            "LLAMAWS_AUTH": "none",
             "LLAMAWS_TABLE": table,
             "LLAMAWS_CREATE_TABLE": "1",
             "AWS_ENDPOINT_URL_DYNAMODB": engine.endpoint,

@@ -252,6 +252,7 @@ def bundled_function(
 
     def container() -> RieContainer:
         env = {
+            "LLAMAWS_AUTH": "none",  # the API's auth is tested elsewhere
             "LLAMAWS_TABLE": dynamo_table_name,
             "AWS_ENDPOINT_URL_DYNAMODB": moto_server.endpoint,
             "AWS_ENDPOINT_URL_SSM": moto_server.endpoint,
