@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from .. import log_context
 from ..config import resolve_auth, resolve_deployment, resolve_environment
 from ..errors import ConfigError
 from ..secrets import load_app_secrets
@@ -98,6 +99,7 @@ class Container:
         from .quiescence import QuiescenceDecorator
 
         self.settings = settings
+        log_context.install()  # log lines carry handler_id / run_id (JSON in Lambda)
         self.loop = asyncio.new_event_loop()
         asyncio.set_event_loop(self.loop)
 
@@ -179,6 +181,7 @@ class Container:
         margin = min(self.settings.safety_margin_seconds, remaining * 0.2)
         deadline = time.monotonic() + remaining - margin
         token = _deadline.set(deadline)
+        ids = log_context.bind(log_context.handler_id_of_event(event))
         asyncio.set_event_loop(self.loop)
         try:
             internal = parse_internal_event(event)
@@ -189,6 +192,7 @@ class Container:
             self.loop.run_until_complete(self.driver.hand_off(deadline))
             return result
         finally:
+            log_context.unbind(ids)
             _deadline.reset(token)
 
 
