@@ -1,6 +1,7 @@
 """``llamaws keys``: the API keys of a deployment (``auth = "key"``) in its DynamoDB table.
 
-The table is the app's (``llamaws-<name>`` unless ``--table``), on AWS or on a local
+The table is the deployed stack's (its ``TableName`` output), else ``llamaws-<name>``
+(``serve --lambda`` / ``--persistence dynamodb``), unless ``--table``; on AWS or on a local
 engine (``--endpoint-url``, or ``AWS_ENDPOINT_URL_DYNAMODB``). A new key is printed
 once, alone on stdout (``KEY=$(llamaws keys create .)``); everything else goes to
 stderr. Storage and hashing: ``docs/auth.md``.
@@ -20,6 +21,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 if TYPE_CHECKING:
+    from llamaws.adapter.config import Deployment
     from llamaws.adapter.keys import KeyStore
 
 __all__ = ["app"]
@@ -130,7 +132,7 @@ def _store(
     from llamaws.adapter.store.client import TableClient
 
     deployment = resolve_deployment(app_dir)
-    table = table or f"llamaws-{deployment.name}"
+    table = table or _deployed_table(deployment, endpoint_url, region)
     if region is None and boto3.session.Session().region_name is None:
         if not endpoint_url:
             raise LlamawsError(
@@ -156,6 +158,14 @@ def _store(
     except BotoCoreError as exc:
         raise LlamawsError(f"cannot reach DynamoDB for {where}: {exc}") from None
     return KeyStore(client), where
+
+
+def _deployed_table(deployment: Deployment, endpoint_url: str | None, region: str | None) -> str:
+    """The table of the deployed stack (its ``TableName`` output), else ``llamaws-<name>``."""
+    from llamaws.ops.stacks import deployed_output
+
+    found = deployed_output(deployment, "TableName", endpoint_url=endpoint_url, region=region)
+    return found or f"llamaws-{deployment.name}"
 
 
 def _base_path(app_dir: Path) -> str:

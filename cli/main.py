@@ -189,6 +189,10 @@ from llamaws.cli.keys import app as keys_app  # noqa: E402
 
 app.add_typer(keys_app, name="keys")
 app.command("synth")(__import__("llamaws.cli.synth", fromlist=["synth"]).synth)
+__import__("llamaws.cli.deploy", fromlist=["register"]).register(app)
+__import__("llamaws.cli.status", fromlist=["register"]).register(app)
+__import__("llamaws.cli.logs", fromlist=["register"]).register(app)
+app.add_typer(__import__("llamaws.cli.secrets", fromlist=["app"]).app, name="secrets")
 
 
 def main() -> None:

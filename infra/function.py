@@ -2,7 +2,7 @@
 
 Python runtime (arm64 by default) running ``llamaws.adapter.handler.handler``
 from the bundle; the environment contract of ``docs/lambda.md``; an explicit log
-group with retention (no ``LogRetention`` custom resource); asynchronous
+group with retention (no ``LogRetention`` custom resource), JSON log lines; asynchronous
 invocations (``continue`` hand-offs) with retries and an SQS queue for the ones
 that failed for good; the sweeper schedule; a Function URL for the edge.
 """
@@ -98,6 +98,9 @@ class ApiFunction(Construct):
             environment=dict(sorted(environment.items())),
             role=self.role,
             log_group=self.log_group,
+            # JSON lines: the runtime adds a record's extra fields (the adapter's
+            # handler_id / run_id, adapter/log_context.py), so `llamaws logs` can filter.
+            logging_format=lambda_.LoggingFormat.JSON,
             description=f"llamaws deployment {settings.deployment}",
         )
         acknowledge(

@@ -135,6 +135,7 @@ class LlamawsStack(Stack):
             "ApiUrl": (f"https://{host}{settings.base_path}/", "The deployment's API"),
             "FunctionUrl": (self.api.url.url, "The function's own URL (behind CloudFront)"),
             "FunctionName": (self.api.function.function_name, "The API function"),
+            "LogGroupName": (self.api.log_group.log_group_name, "The function's logs"),
             "TableName": (self.state.table.table_name, "Runs, events, ticks, leases"),
             "SpillBucketName": (self.state.spill_bucket.bucket_name, "Payloads over 400 KB"),
             "DistributionId": (edge.distribution.distribution_id, "CloudFront distribution"),

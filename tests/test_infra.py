@@ -276,7 +276,13 @@ def test_logs_go_to_an_explicit_log_group_with_retention(
 ) -> None:
     log_group_id, log_group = only(template, "AWS::Logs::LogGroup")
     assert log_group["Properties"]["RetentionInDays"] == 30
-    assert function_props(template)["LoggingConfig"] == {"LogGroup": {"Ref": log_group_id}}
+    # JSON lines: the runtime writes each record's extra fields (handler_id, run_id),
+    # which `llamaws logs --handler` filters on.
+    assert function_props(template)["LoggingConfig"] == {
+        "LogFormat": "JSON",
+        "LogGroup": {"Ref": log_group_id},
+    }
+    assert template.to_json()["Outputs"]["LogGroupName"]["Value"] == {"Ref": log_group_id}
     assert props(custom, "AWS::Logs::LogGroup")["RetentionInDays"] == 7
     # No LogRetention custom resource (a Lambda of its own, a hang under moto).
     assert not template.find_resources("Custom::LogRetention")
@@ -500,7 +506,7 @@ def test_outputs_name_what_deploy_and_operators_need(template: Template, custom:
     assert set(outputs) >= {
         "ApiUrl", "UiUrl", "FunctionUrl", "FunctionName", "TableName", "SpillBucketName",
         "UiBucketName", "UiPrefix", "DistributionId", "DistributionDomainName",
-        "SecretsLocation", "FailedInvocationsQueueUrl", "AccessLogBucketName",
+        "SecretsLocation", "FailedInvocationsQueueUrl", "AccessLogBucketName", "LogGroupName",
     }  # fmt: skip
     assert outputs["UiPrefix"]["Value"] == "deployments/ui-app/ui"  # ui publish's default
     assert outputs["ApiUrl"]["Value"]["Fn::Join"][1][-1] == "/deployments/ui-app/"
@@ -743,10 +749,10 @@ def test_synth_without_the_cdk_libraries_says_how_to_install_them(
 ) -> None:
     from typer.testing import CliRunner
 
-    from llamaws.cli import synth as synth_module
     from llamaws.cli.main import app
+    from llamaws.ops import prepare
 
-    monkeypatch.setattr(synth_module, "CDK_MODULES", ("aws_cdk_not_installed_here",))
+    monkeypatch.setattr(prepare, "CDK_MODULES", ("aws_cdk_not_installed_here",))
     result = CliRunner().invoke(app, ["synth", str(EXAMPLES / "hello")])
     assert result.exit_code == 1
     lines = [line for line in result.output.splitlines() if line.strip()]

@@ -1,0 +1,80 @@
+"""``llamaws logs``: the function's CloudWatch Logs (thin, over ``ops.logs``)."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from .operate import AppDir, EndpointUrl, Profile, Region, Stage, errors
+
+__all__ = ["logs", "register"]
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``logs`` to the ``llamaws`` app."""
+    app.command(
+        epilog="Example:\n\n  $ llamaws logs examples/hello --since 1h --handler c0v4sOrePn\n\n"
+        "  $ llamaws logs examples/hello --follow"
+    )(logs)
+
+
+def logs(
+    ctx: typer.Context,
+    app_dir: AppDir = Path("."),
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Keep printing new lines (Ctrl-C stops).")
+    ] = False,
+    since: Annotated[
+        str, typer.Option(help="How far back to start: 90s, 10m, 2h, 1d (or seconds).")
+    ] = "10m",
+    handler: Annotated[
+        str | None, typer.Option("--handler", help="Only the lines of this run (handler id).")
+    ] = None,
+    raw: Annotated[bool, typer.Option("--raw", help="Print the lines as stored (JSON).")] = False,
+    endpoint_url: EndpointUrl = None,
+    region: Region = None,
+    profile: Profile = None,
+    stage: Stage = None,
+) -> None:
+    """Print the function's logs; each JSON line carries handler_id and run_id."""
+    from llamaws.ops.logs import fetch, log_group, render
+    from llamaws.ops.logs import follow as follow_logs
+    from llamaws.ops.stacks import describe_stack
+
+    from .operate import resolve, target
+    from .ui import parse_duration
+
+    try:
+        window = parse_duration(since)
+    except ValueError as exc:
+        print(f"Error: --since: {exc}", file=sys.stderr)
+        raise typer.Exit(2) from None
+    with errors(ctx):
+        from llamaws.ops.errors import StackMissing
+
+        aws = target(endpoint_url, region, profile)
+        aws.identity()
+        _, settings = resolve(app_dir, stage)
+        stack = describe_stack(aws.client("cloudformation"), settings.resolved_stack_name)
+        if stack is None:
+            raise StackMissing(
+                f"stack {settings.resolved_stack_name} does not exist in {aws.where()}",
+                hint=f"Deploy it with `llamaws deploy{aws.flags()}`.",
+            )
+        group = log_group(stack.outputs)
+        start_ms = int((time.time() - window.total_seconds()) * 1000)
+        client = aws.client("logs")
+        lines = (
+            follow_logs(client, group, start_ms, handler_id=handler)
+            if follow
+            else fetch(client, group, start_ms, handler_id=handler)
+        )
+        try:
+            for line in lines:
+                print(render(line, raw=raw), flush=follow)
+        except KeyboardInterrupt:
+            return
