@@ -53,7 +53,9 @@ def lines() -> Iterator[JsonLines]:
 
 
 @pytest.fixture
-def service(tmp_path: Path, moto_server: MotoServer, dynamo_table_name: str) -> Iterator[LambdaService]:
+def service(
+    tmp_path: Path, moto_server: MotoServer, dynamo_table_name: str
+) -> Iterator[LambdaService]:
     app = tmp_path / "chatty"
     (app / "src" / "chatty").mkdir(parents=True)
     (app / "pyproject.toml").write_text(
