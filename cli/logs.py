@@ -73,8 +73,13 @@ def logs(
             if follow
             else fetch(client, group, start_ms, handler_id=handler)
         )
+        printed = 0
         try:
             for line in lines:
                 print(render(line, raw=raw), flush=follow)
+                printed += 1
         except KeyboardInterrupt:
             return
+    if not printed:
+        which = f" of handler {handler}" if handler else ""
+        print(f"No log lines{which} in {group} in the last {since}.", file=sys.stderr)
