@@ -25,6 +25,9 @@ from .config import Deployment
 from .delivery import use_awaited_delivery
 from .loader import LoadedWorkflow
 from .runtime_stack import durable_runtime
+from .waits.routes import openapi_paths, wait_routes
+from .waits.service import WaitTokens
+from .waits.setup import wait_tokens_for, with_wait_tokens
 
 __all__ = ["DeploymentApp", "create_app"]
 
@@ -38,12 +41,17 @@ class DeploymentApp:
     app: Starlette
     server: WorkflowServer
     deployment: Deployment
+    waits: WaitTokens
+    wait_sweep_interval: float | None = None
 
     async def start(self) -> None:
         """Start the workflow server once (resumes running handlers)."""
         await self.server.start()
+        if self.wait_sweep_interval is not None:
+            self.waits.start_sweeper(self.wait_sweep_interval)
 
     async def stop(self) -> None:
+        await self.waits.stop_sweeper()
         await self.server.stop()
 
 
@@ -56,19 +64,22 @@ def create_app(
     extra_routes: Sequence[BaseRoute] = (),
     lifespan: bool = True,
     runtime: Runtime | None = None,
+    wait_sweep_interval: float | None = 1.0,
 ) -> DeploymentApp:
     """Build the app for ``deployment`` serving ``workflows`` on ``store``.
 
     ``extra_routes`` (the emulator's UI proxy, debugger) are matched before the
     workflow API. With ``lifespan=False`` the caller starts and stops the server
     (the Lambda handler does it once per container). ``runtime`` replaces the
-    default durable stack (the Lambda handler brings its own).
+    default durable stack (the Lambda handler brings its own). Wait tokens expire in
+    a background task every ``wait_sweep_interval`` seconds (``None``: the Lambda
+    handler's ``sweep`` does it).
     """
-    server = WorkflowServer(
-        workflow_store=store,
-        runtime=runtime or durable_runtime(store, idle_timeout=idle_timeout),
-    )
+    waits = wait_tokens_for(deployment, workflows, store)
+    runtime = runtime or durable_runtime(store, idle_timeout=idle_timeout)
+    server = WorkflowServer(workflow_store=store, runtime=with_wait_tokens(runtime, waits))
     use_awaited_delivery(server)
+    waits.attach(server)
     for item in workflows:
         server.add_workflow(item.name, item.workflow, additional_events=item.additional_events)
 
@@ -84,13 +95,18 @@ def create_app(
     async def healthy(request: Request) -> Response:
         return JSONResponse({"status": "Healthy"})
 
+    def schema() -> dict[str, object]:
+        described = server.openapi_schema()
+        described["paths"] = {**described.get("paths", {}), **openapi_paths()}
+        return described
+
     async def openapi(request: Request) -> Response:
-        schema = server.openapi_schema()
-        schema["servers"] = [{"url": base}]
-        return JSONResponse(schema)
+        described = schema()
+        described["servers"] = [{"url": base}]
+        return JSONResponse(described)
 
     async def docs(request: Request) -> Response:
-        return HTMLResponse(_docs_page(deployment.name, base, server.openapi_schema()))
+        return HTMLResponse(_docs_page(deployment.name, base, schema()))
 
     async def unknown_deployment(request: Request) -> Response:
         name = request.path_params["name"]
@@ -106,6 +122,7 @@ def create_app(
         Route(f"{base}/", redirect_landing),
         Route(f"{base}/docs", docs),
         Route(f"{base}/openapi.json", openapi),
+        *wait_routes(waits, base),
         *extra_routes,
         Mount(base, app=server.app),
         Route("/deployments/{name}", unknown_deployment, methods=_ALL_METHODS),
@@ -114,14 +131,15 @@ def create_app(
 
     @asynccontextmanager
     async def run_server(app: Starlette) -> AsyncIterator[None]:
-        await server.start()
+        await made.start()
         try:
             yield
         finally:
-            await server.stop()
+            await made.stop()
 
     app = Starlette(routes=routes, lifespan=run_server if lifespan else None)
-    return DeploymentApp(app=app, server=server, deployment=deployment)
+    made = DeploymentApp(app, server, deployment, waits, wait_sweep_interval)
+    return made
 
 
 _ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]

@@ -25,6 +25,7 @@ from .upstream import (
     service_of,
     validate_step_message,
 )
+from .waits.service import consuming
 
 __all__ = ["deliverable_run", "use_awaited_delivery"]
 
@@ -57,12 +58,13 @@ def use_awaited_delivery(server: WorkflowServer) -> None:
 
     async def send_event(handler_id: str, event: Event, step: str | None = None) -> None:
         _, run_id = await deliverable_run(service, handler_id, event, step)
-        try:
-            adapter = external_adapter(server, run_id)
-            await adapter.send_event(
-                TickAddEvent(event=event, step_id=StepId.root(step) if step else None)
-            )
-        except Exception as exc:
-            raise EventSendError(f"Failed to send event: {exc}") from exc
+        async with consuming(server, handler_id, event):  # the wait token it completes
+            try:
+                adapter = external_adapter(server, run_id)
+                await adapter.send_event(
+                    TickAddEvent(event=event, step_id=StepId.root(step) if step else None)
+                )
+            except Exception as exc:
+                raise EventSendError(f"Failed to send event: {exc}") from exc
 
     override_service(server, send_event=send_event)

@@ -51,7 +51,7 @@ def test_official_ts_client_runs_hitl_and_sync_workflows_unchanged(
     assert result.returncode == 0, f"{result.stderr}\n--- hitl log ---\n{hitl.logs()}"
     report = json.loads(result.stdout.strip().splitlines()[-1])
 
-    assert report["workflows"] == ["ask", "quiz"]
+    assert report["workflows"] == ["approval", "ask", "quiz"]
     assert report["syncRun"] == {
         "workflow": "greet",
         "status": "completed",

@@ -38,6 +38,8 @@ from ..upstream import (
     handler_status_from_exit_command,
     served_workflow,
 )
+from ..waits.delivery import tick_from_json
+from ..waits.service import expire_due
 from .coordination import Coordination, InboxEntry
 from .events import ContinueRun, InternalEvent, Sweep
 from .invoker import Invoker
@@ -73,7 +75,7 @@ class RunDriver:
             outcome = await self.drive(event.handler_id, deadline)
             return {"handler_id": event.handler_id, "outcome": outcome}
         assert isinstance(event, Sweep)
-        return {"continued": await self.sweep()}
+        return {"continued": await self.sweep(), "waits_expired": await expire_due(self.server)}
 
     # -- one run -----------------------------------------------------------------------
 
@@ -147,7 +149,7 @@ class RunDriver:
                 if e.entry_id not in seen
             ]
             for entry in fresh:
-                if entry.kind == "event":
+                if entry.kind in ("event", "tick"):
                     expected_added += 1
                 await self._deliver(handler, adapter, entry)
                 delivered.append(entry)
@@ -209,6 +211,9 @@ class RunDriver:
     ) -> None:
         if entry.kind == "cancel":
             await self.cancel(handler.handler_id, entry.purge)
+            return
+        if entry.kind == "tick":
+            await adapter.send_event(tick_from_json(entry.event))
             return
         decoder = self.server.get_json_decoder(handler.workflow_name)
         event = decoder.deserialize_value(entry.event)

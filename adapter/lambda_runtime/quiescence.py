@@ -25,7 +25,7 @@ from workflows.runtime.runtime_decorators import (
     BaseRuntimeDecorator,
 )
 from workflows.runtime.types.plugin import InternalRunAdapter, Runtime
-from workflows.runtime.types.ticks import TickAddEvent, WorkflowTick
+from workflows.runtime.types.ticks import TickAddEvent, TickWaiterTimeout, WorkflowTick
 from workflows.workflow import Workflow
 
 __all__ = ["QuiescenceDecorator", "RunSignals"]
@@ -38,7 +38,7 @@ class RunSignals:
     ticks: int = 0
     """Ticks journaled."""
     added: int = 0
-    """External events (``TickAddEvent``) journaled."""
+    """External events (``TickAddEvent``) and wait endings (``TickWaiterTimeout``) journaled."""
     idle: bool = False
     """No work left since the last journaled external event."""
     changed: asyncio.Event = field(default_factory=asyncio.Event)
@@ -81,7 +81,7 @@ class _SignallingAdapter(BaseInternalRunAdapterDecorator):
         await super().on_tick(tick)  # journaled once this returns
         signals = self._owner.signals(self.run_id)
         signals.ticks += 1
-        if isinstance(tick, TickAddEvent):
+        if isinstance(tick, TickAddEvent | TickWaiterTimeout):  # from outside the run
             was_idle = signals.idle
             signals.added += 1
             signals.idle = False
