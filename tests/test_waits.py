@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -25,7 +26,14 @@ from llamaws.adapter.config import resolve_deployment
 from llamaws.adapter.loader import LoadedWorkflow, load_workflows
 from llamaws.adapter.waits.tokens import parse_token
 
-from .waits_support import ANSWER, ANSWER_OF, VERDICT, result_of, write_gate_app
+from .waits_support import (
+    ANSWER,
+    ANSWER_OF,
+    VERDICT,
+    result_of,
+    seconds_until,
+    write_gate_app,
+)
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -226,12 +234,15 @@ async def test_a_missed_heartbeat_ends_the_wait(api: Api) -> None:
 async def test_heartbeats_keep_a_wait_open_past_its_heartbeat_deadline(api: Api) -> None:
     handler_id = await api.start("gate", heartbeat_seconds=0.5)
     wait = await api.wait_open(handler_id)
-    first_deadline = wait["heartbeat_expires_at"]
-    for _ in range(6):  # 1.2 s: well past 0.5 s without heartbeats
+    first = deadline = wait["heartbeat_expires_at"]
+    started = time.monotonic()
+    while time.monotonic() - started < 1.2:  # well past 0.5 s without heartbeats
+        # A heartbeat in the second half of each window.
+        await asyncio.sleep(max(seconds_until(deadline) - 0.25, 0))
         beat = await api.token_call(wait["token"], "heartbeat")
         assert beat.status_code == 200, beat.text
-        await asyncio.sleep(0.2)
-    assert beat.json()["heartbeat_expires_at"] > first_deadline
+        deadline = beat.json()["heartbeat_expires_at"]
+    assert deadline > first and await api.waits(handler_id)
     assert (await api.token_call(wait["token"], "success", ANSWER)).status_code == 200
     assert result_of(await api.finished(handler_id)) == "answer: yes"
 

@@ -134,3 +134,22 @@ def write_gate_app(root: Path) -> Path:
 
 def result_of(handler: dict[str, Any]) -> Any:
     return (handler.get("result") or {}).get("value", {}).get("result")
+
+
+def seconds_until(iso: str) -> float:
+    """Seconds from now until the ISO 8601 instant ``iso`` (negative once past)."""
+    from datetime import UTC, datetime
+
+    return (datetime.fromisoformat(iso) - datetime.now(UTC)).total_seconds()
+
+
+def until_past(iso: str, *, margin: float = 0.05) -> None:
+    """Poll until the wall clock is past ``iso`` (a deadline the API reported)."""
+    until_within(iso, -margin)
+
+
+def until_within(iso: str, seconds: float) -> None:
+    """Poll until ``iso`` is less than ``seconds`` away."""
+    from .support import wait_until
+
+    wait_until(lambda: seconds_until(iso) < seconds, timeout=30, what=f"{iso} - {seconds}s")
