@@ -25,7 +25,7 @@ from .upstream import (
     service_of,
     validate_step_message,
 )
-from .waits.service import consuming
+from .waits.service import consuming_waits
 
 __all__ = ["deliverable_run", "use_awaited_delivery"]
 
@@ -58,13 +58,12 @@ def use_awaited_delivery(server: WorkflowServer) -> None:
 
     async def send_event(handler_id: str, event: Event, step: str | None = None) -> None:
         _, run_id = await deliverable_run(service, handler_id, event, step)
-        async with consuming(server, handler_id, event):  # the wait token it completes
-            try:
-                adapter = external_adapter(server, run_id)
-                await adapter.send_event(
-                    TickAddEvent(event=event, step_id=StepId.root(step) if step else None)
-                )
-            except Exception as exc:
-                raise EventSendError(f"Failed to send event: {exc}") from exc
+        try:
+            adapter = external_adapter(server, run_id)
+            await adapter.send_event(
+                TickAddEvent(event=event, step_id=StepId.root(step) if step else None)
+            )
+        except Exception as exc:
+            raise EventSendError(f"Failed to send event: {exc}") from exc
 
-    override_service(server, send_event=send_event)
+    override_service(server, send_event=consuming_waits(server, send_event))

@@ -30,7 +30,7 @@ import contextlib
 import logging
 import time
 import weakref
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -90,7 +90,14 @@ if TYPE_CHECKING:
     from llama_agents.server import WorkflowServer
     from workflows import Workflow
 
-__all__ = ["RunWaits", "WaitTokens", "consuming", "expire_due", "waits_of"]
+__all__ = [
+    "RunWaits",
+    "WaitTokens",
+    "consuming",
+    "consuming_waits",
+    "expire_due",
+    "waits_of",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -117,6 +124,19 @@ async def consuming(server: WorkflowServer, handler_id: str, event: Event) -> As
         return
     async with waits.consuming(handler_id, event):
         yield
+
+
+SendEvent = Callable[[str, Event, "str | None"], Awaitable[None]]
+
+
+def consuming_waits(server: WorkflowServer, send_event: SendEvent) -> SendEvent:
+    """``send_event`` with each send wrapped in :func:`consuming` (the local delivery)."""
+
+    async def send(handler_id: str, event: Event, step: str | None = None) -> None:
+        async with consuming(server, handler_id, event):
+            await send_event(handler_id, event, step)
+
+    return send
 
 
 async def expire_due(server: WorkflowServer) -> list[str]:

@@ -10,9 +10,10 @@
 
 Every wait gets a token, announced in the event stream (``WaitTokenIssued``) and
 listed at ``/handlers/<handler_id>/waits``; ``ask`` and ``quiz`` need nothing of llamaws.
+``approval`` imports its events from ``llamaws.adapter.waits``, which is there wherever
+llamaws runs an app (the emulator's environment, the Lambda bundle).
 """
 
-from llamaws.adapter.waits import WaitFailed, WaitTimedOut
 from workflows import Context, Workflow, step
 from workflows.events import (
     Event,
@@ -21,6 +22,8 @@ from workflows.events import (
     StartEvent,
     StopEvent,
 )
+
+from llamaws.adapter.waits import WaitFailed, WaitTimedOut
 
 
 class PromptEvent(InputRequiredEvent):
@@ -98,11 +101,11 @@ class ApprovalWorkflow(Workflow):
 
     @step
     async def rejected(self, ev: WaitFailed) -> StopEvent:
-        return StopEvent(result=f"Rejected ({ev.error}): {ev.cause}")
+        return StopEvent(result=f"Not approved: {ev.error}: {ev.cause}")
 
     @step
     async def expired(self, ev: WaitTimedOut) -> StopEvent:
-        return StopEvent(result=f"Not approved: no decision in time ({ev.cause})")
+        return StopEvent(result=f"Not approved in time: {ev.cause}")
 
 
 ask = AskWorkflow(timeout=None)
