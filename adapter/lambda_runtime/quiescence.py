@@ -14,6 +14,7 @@ can tell waiting runs from working ones.
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -41,10 +42,32 @@ class RunSignals:
     """External events (``TickAddEvent``) and wait endings (``TickWaiterTimeout``) journaled."""
     idle: bool = False
     """No work left since the last journaled external event."""
+    awaiting: Counter[object] = field(default_factory=Counter)
+    """Ticks sent from outside (:meth:`expect`) and not journaled yet."""
     changed: asyncio.Event = field(default_factory=asyncio.Event)
 
     def notify(self) -> None:
         self.changed.set()
+
+    def expect(self, tick: WorkflowTick) -> None:
+        """Note a tick about to be sent to the run: it is awaited until journaled."""
+        self.awaiting[_identity(tick)] += 1
+
+    def journaled(self, tick: WorkflowTick) -> None:
+        key = _identity(tick)
+        if self.awaiting[key] > 0:
+            self.awaiting[key] -= 1
+        if self.awaiting[key] <= 0:
+            del self.awaiting[key]
+
+
+def _identity(tick: WorkflowTick) -> object:
+    """What survives the control loop's copy of a tick (its event object, or its waiter)."""
+    if isinstance(tick, TickWaiterTimeout):
+        return ("waiter_timeout", str(tick.step_id), tick.waiter_id)
+    if isinstance(tick, TickAddEvent):
+        return ("add_event", id(tick.event))
+    return (tick.type, id(tick))
 
 
 class QuiescenceDecorator(BaseRuntimeDecorator):
@@ -82,6 +105,7 @@ class _SignallingAdapter(BaseInternalRunAdapterDecorator):
         signals = self._owner.signals(self.run_id)
         signals.ticks += 1
         if isinstance(tick, TickAddEvent | TickWaiterTimeout):  # from outside the run
+            signals.journaled(tick)
             was_idle = signals.idle
             signals.added += 1
             signals.idle = False
