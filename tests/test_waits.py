@@ -23,7 +23,9 @@ from llama_agents.server import AbstractWorkflowStore, SqliteWorkflowStore
 
 from llamaws.adapter.app import DeploymentApp, create_app
 from llamaws.adapter.config import resolve_deployment
+from llamaws.adapter.errors import ConfigError
 from llamaws.adapter.loader import LoadedWorkflow, load_workflows
+from llamaws.adapter.waits.config import wait_defaults
 from llamaws.adapter.waits.tokens import parse_token
 
 from .waits_support import (
@@ -344,3 +346,43 @@ def _forge(handler_id: str, like: str | None = None) -> str:
     forged = f"wt1.{tokens._b64(handler_id.encode())}.{secret}"
     assert parse_token(forged) == (handler_id, secret)
     return forged
+
+
+# -- deployment defaults ------------------------------------------------------------------
+
+
+async def test_the_deployments_default_deadline_applies_when_the_event_sets_none(
+    tmp_path: Path,
+) -> None:
+    app_dir = write_gate_app(tmp_path)
+    pyproject = app_dir / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text() + "\n[tool.llamaws]\nwait_timeout_seconds = 0.3\n")
+    store = SqliteWorkflowStore(str(tmp_path / "workflows.db"), poll_interval=0.05)
+    app = create_app(
+        resolve_deployment(app_dir),
+        fresh_workflows(app_dir),
+        store,
+        lifespan=False,
+        wait_sweep_interval=0.1,
+    )
+    await app.start()
+    try:
+        transport = httpx.ASGITransport(app=app.app)
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://test/deployments/gate"
+        ) as client:
+            api = Api(client, app)
+            handler_id = await api.start("review")  # the waiter event sets no deadline
+            assert (await api.wait_open(handler_id))["expires_at"] is not None
+            assert result_of(await api.finished(handler_id)) == "timed out: Timeout"
+    finally:
+        await app.stop()
+
+
+@pytest.mark.parametrize("value", ["-1", "0", '"soon"', "true"])
+def test_a_bad_default_deadline_is_a_config_error_naming_the_key(
+    tmp_path: Path, value: str
+) -> None:
+    (tmp_path / "pyproject.toml").write_text(f"[tool.llamaws]\nwait_heartbeat_seconds = {value}\n")
+    with pytest.raises(ConfigError, match="wait_heartbeat_seconds must be a positive number"):
+        wait_defaults(tmp_path)

@@ -39,7 +39,12 @@ if TYPE_CHECKING:
 
     from .service import WaitTokens
 
-__all__ = ["WaitsDecorator", "add_unhandled_endings", "register_workflow"]
+__all__ = [
+    "WaitsDecorator",
+    "add_unhandled_endings",
+    "register_workflow",
+    "returns_input_required",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -107,14 +112,9 @@ class _UnhandledEndings:
 def add_unhandled_endings(workflow: Workflow) -> list[str]:
     """Give ``workflow`` steps that fail the run on an unhandled ``WaitFailed`` /
     ``WaitTimedOut`` (see module doc); the names of the steps added."""
-    configs = step_configs(workflow)
-    asks = any(
-        isinstance(t, type) and issubclass(t, InputRequiredEvent)
-        for config in configs.values()
-        for t in config.return_types
-    )
-    if not asks:
+    if not returns_input_required(workflow):
         return []
+    configs = step_configs(workflow)
     accepted = {t for config in configs.values() for t in config.accepted_events}
     added = []
     for ending, func in (
@@ -126,6 +126,15 @@ def add_unhandled_endings(workflow: Workflow) -> list[str]:
             setattr(workflow, func.__name__, types.MethodType(func, workflow))
             added.append(func.__name__)
     return added
+
+
+def returns_input_required(workflow: Workflow) -> bool:
+    """Whether a step of ``workflow`` returns an ``InputRequiredEvent`` (opens input waits)."""
+    return any(
+        isinstance(t, type) and issubclass(t, InputRequiredEvent)
+        for config in step_configs(workflow).values()
+        for t in config.return_types
+    )
 
 
 def register_workflow(workflow: Workflow, waits: WaitTokens) -> None:

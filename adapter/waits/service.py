@@ -154,6 +154,8 @@ class RunWaits:
     handler_id: str | None = None
     workflow_name: str | None = None
     loaded: bool = False
+    waited: bool = False
+    """A wait opened in this process (its end must close its tokens)."""
 
 
 def _waiter_is(waiter_id: str) -> Callable[[TokenRecord], bool]:
@@ -183,6 +185,7 @@ class WaitTokens:
         self.server: WorkflowServer | None = None
         self.ticks: TickDelivery | None = None
         self._input_events: dict[int, tuple[str, ...]] = {}
+        self._may_wait: dict[int, bool] = {}
         self._endings: dict[tuple[str, str], TokenRecord] = {}
         self._sweeper: asyncio.Task[None] | None = None
 
@@ -191,8 +194,14 @@ class WaitTokens:
 
     # -- wiring ----------------------------------------------------------------------------
 
-    def learn(self, workflow: Workflow) -> None:
-        """Note which events end the waits ``workflow`` opens with an ``InputRequiredEvent``."""
+    def learn(self, workflow: Workflow, *, may_wait: bool = True) -> None:
+        """Note which events end the waits ``workflow`` opens with an ``InputRequiredEvent``.
+
+        ``may_wait=False`` (no step returns an ``InputRequiredEvent`` or calls
+        ``wait_for_event``, as far as its source says) spares its runs the store reads
+        at their end.
+        """
+        self._may_wait[id(workflow)] = may_wait
         configs = step_configs(workflow)
         accepted = {t for config in configs.values() for t in config.accepted_events}
         responses = sorted(
@@ -261,6 +270,8 @@ class WaitTokens:
     async def observe_event(self, run: RunWaits, event: Event) -> None:
         """React to an event ``run`` published (its end closes its open waits)."""
         if isinstance(event, StopEvent):
+            if not run.waited and not self._may_wait.get(id(run.workflow), True):
+                return
             await self._close_run_side(run, lambda r: True, "cancelled", "run_ended")
             for key in [k for k in self._endings if k[0] == run.run_id]:
                 del self._endings[key]
@@ -312,6 +323,7 @@ class WaitTokens:
         expected: tuple[str, ...],
         source: Event | None,
     ) -> None:
+        run.waited = True
         open_tokens = await self._open_tokens(run)
         if open_tokens is None:
             return

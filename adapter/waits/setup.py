@@ -5,8 +5,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from ..loader import waiter_event_types
 from .config import wait_defaults
-from .runtime import WaitsDecorator, add_unhandled_endings, register_workflow
+from .runtime import (
+    WaitsDecorator,
+    add_unhandled_endings,
+    register_workflow,
+    returns_input_required,
+)
 from .service import WaitTokens
 from .stores import token_store_for
 
@@ -33,7 +39,8 @@ def wait_tokens_for(
     )
     for item in workflows:
         add_unhandled_endings(item.workflow)
-        waits.learn(item.workflow)
+        asks = returns_input_required(item.workflow)
+        waits.learn(item.workflow, may_wait=asks or bool(waiter_event_types(item.workflow)))
         register_workflow(item.workflow, waits)
     return waits
 
