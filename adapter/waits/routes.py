@@ -23,6 +23,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from ..errors import LlamawsError
 from .tokens import WaitTokenError
 
 if TYPE_CHECKING:
@@ -90,6 +91,10 @@ async def _answer(call: Any) -> Response:
         record = await call()
     except WaitTokenError as exc:
         return JSONResponse(exc.payload(), status_code=exc.status_code)
+    except LlamawsError as exc:  # the store failed (e.g. DynamoDB after its retries): 503
+        return JSONResponse(
+            {"detail": str(exc), "code": type(exc).__name__}, status_code=exc.status_code
+        )
     return JSONResponse(record.describe())
 
 
