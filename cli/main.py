@@ -184,6 +184,9 @@ from llamaws.cli.tokens import app as tokens_app  # noqa: E402
 
 app.add_typer(dynamodb_app, name="dynamodb")
 app.add_typer(tokens_app, name="tokens")
+from llamaws.cli.ui import app as ui_app  # noqa: E402
+
+app.add_typer(ui_app, name="ui")
 
 
 def main() -> None:
