@@ -187,6 +187,9 @@ app.add_typer(tokens_app, name="tokens")
 from llamaws.cli.ui import app as ui_app  # noqa: E402
 
 app.add_typer(ui_app, name="ui")
+from llamaws.cli.keys import app as keys_app  # noqa: E402
+
+app.add_typer(keys_app, name="keys")
 
 
 def main() -> None:

@@ -185,8 +185,11 @@ def _deployment_base(client: Any, url: str) -> str:
         index = segments.index("deployments")
         return f"{parts.scheme}://{parts.netloc}/" + "/".join(segments[: index + 2])
     root = url.rstrip("/") + "/"
-    location = client.get(root, follow_redirects=False).headers.get("location", "")
-    found = [s for s in urlsplit(urljoin(root, location)).path.split("/") if s]
+    answer = client.get(root, follow_redirects=False)
+    found = [
+        s for s in urlsplit(urljoin(root, answer.headers.get("location", ""))).path.split("/") if s
+    ]
     if len(found) >= 2 and found[0] == "deployments":
         return urljoin(root, f"/deployments/{found[1]}")
-    _fail(f"no deployment found at {url}: pass --url http://host/deployments/<name>")
+    why = f" (its root answered {answer.status_code})" if answer.status_code != 200 else ""
+    _fail(f"no deployment found at {url}{why}: pass --url http://host/deployments/<name>")

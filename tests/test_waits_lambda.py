@@ -53,6 +53,7 @@ def gate(moto_server: MotoServer, tmp_path: Path) -> Iterator[Callable[[int], La
             dynamodb_endpoint=moto_server.endpoint,
             s3_endpoint=moto_server.endpoint,
             create_table=True,
+            auth="none",  # the token routes under auth: tests/test_waits_rie.py
         )
         service = LambdaService(settings, containers)
         services.append(service)

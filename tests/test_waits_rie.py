@@ -2,8 +2,9 @@
 
 examples/hitl's ``approval`` is approved, rejected and left to time out with ``llamaws
 tokens`` against the emulated function URL; the deadline is enforced by the
-scheduled ``sweep`` invocation (every second here). The official client streams a
-run whose token is announced.
+scheduled ``sweep`` invocation (every second here). The API keeps its default auth
+(an API key): the token routes need none, listing a handler's waits does. The
+official client streams a run whose token is announced.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import shutil
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import httpx
@@ -28,15 +30,32 @@ pytestmark = [pytest.mark.timeout(120), pytest.mark.slow]
 APPROVE = '{"type": "Approved", "value": {"approver": "ada"}}'
 
 
+@dataclass
+class Deployed:
+    """``serve --lambda`` of examples/hitl and an API key of its deployment."""
+
+    emulator: Emulator
+    key: str
+
+    @property
+    def url(self) -> str:
+        return self.emulator.url
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.key}"}
+
+
 @pytest.fixture(scope="module")
-def hitl(tmp_path_factory: pytest.TempPathFactory, moto_server: MotoServer) -> Iterator[Emulator]:
+def hitl(tmp_path_factory: pytest.TempPathFactory, moto_server: MotoServer) -> Iterator[Deployed]:
     app_dir = tmp_path_factory.mktemp("rie") / "hitl"
     shutil.copytree(EXAMPLES / "hitl", app_dir, ignore=shutil.ignore_patterns("workflows.db*"))
+    table = f"llamaws-waits-{uuid.uuid4().hex[:10]}"
     args = [
         "--lambda", "--lambda-containers", "2", "--lambda-timeout", "5",
         "--sweep-interval", "1",
         "--persistence", "dynamodb", "--dynamodb-endpoint", moto_server.endpoint,
-        "--dynamodb-table", f"llamaws-waits-{uuid.uuid4().hex[:10]}",
+        "--dynamodb-table", table,
     ]  # fmt: skip
     emulator = Emulator(app_dir, free_port(), args).start(wait=False)
 
@@ -45,42 +64,53 @@ def hitl(tmp_path_factory: pytest.TempPathFactory, moto_server: MotoServer) -> I
         return httpx.get(f"{emulator.url}/health", timeout=10).status_code == 200
 
     wait_until(ready, timeout=60, interval=0.1, what="llamaws serve --lambda to answer")
-    yield emulator
+    created = CliRunner().invoke(
+        cli,
+        ["keys", "create", str(app_dir), "--endpoint-url", moto_server.endpoint, "--table", table],
+    )
+    assert created.exit_code == 0, created.stdout + created.stderr
+    yield Deployed(emulator, created.stdout.strip())
     emulator.stop()
 
 
-def tokens(emulator: Emulator, *args: str) -> tuple[int, str]:
-    result = CliRunner().invoke(cli, ["tokens", *args, "--url", emulator.url])
+def tokens(deployed: Deployed, *args: str, key: bool = False) -> tuple[int, str]:
+    """``llamaws tokens ARGS --url …`` (with ``--api-key`` when ``key``)."""
+    extra = ["--api-key", deployed.key] if key else []
+    url = f"{deployed.url}/deployments/hitl"
+    result = CliRunner().invoke(cli, ["tokens", *args, "--url", url, *extra])
     return result.exit_code, result.stdout + result.stderr
 
 
-def approval(emulator: Emulator, **start_event: Any) -> tuple[str, str]:
+def approval(deployed: Deployed, **start_event: Any) -> tuple[str, str]:
     """Start ``approval``; its handler id and the token of its wait."""
     handler_id = httpx.post(
-        f"{emulator.url}/deployments/hitl/workflows/approval/run-nowait",
+        f"{deployed.url}/deployments/hitl/workflows/approval/run-nowait",
         json={"start_event": start_event},
+        headers=deployed.headers,
         timeout=30,
     ).json()["handler_id"]
 
     def token() -> str | None:
-        code, out = tokens(emulator, "list", handler_id)
+        code, out = tokens(deployed, "list", handler_id, key=True)
         assert code == 0, out
         return out.split("\t")[0] if out.startswith("wt1.") else None
 
     return handler_id, wait_until(token, timeout=30, interval=0.2, what="the approval's token")
 
 
-def result(emulator: Emulator, handler_id: str) -> str:
+def result(deployed: Deployed, handler_id: str) -> str:
     def done() -> str | None:
         handler = httpx.get(
-            f"{emulator.url}/deployments/hitl/handlers/{handler_id}", timeout=30
+            f"{deployed.url}/deployments/hitl/handlers/{handler_id}",
+            headers=deployed.headers,
+            timeout=30,
         ).json()
         return None if handler["status"] == "running" else str(handler["result"]["value"]["result"])
 
     return wait_until(done, timeout=30, interval=0.2, what=f"handler {handler_id} to finish")
 
 
-def test_approve_reject_and_timeout_through_the_lambda_handler(hitl: Emulator) -> None:
+def test_approve_reject_and_timeout_through_the_lambda_handler(hitl: Deployed) -> None:
     approved, approve_token = approval(hitl)
     rejected, reject_token = approval(hitl)
     late, late_token = approval(hitl, timeout_seconds=1)
@@ -96,8 +126,20 @@ def test_approve_reject_and_timeout_through_the_lambda_handler(hitl: Emulator) -
     assert code == 1 and "(TaskAlreadyCompleted)" in out
 
 
-async def test_the_official_client_streams_a_run_with_a_token(hitl: Emulator) -> None:
-    client = WorkflowClient(base_url=f"{hitl.url}/deployments/hitl")
+def test_the_token_routes_need_no_key_the_handlers_waits_do(hitl: Deployed) -> None:
+    handler_id, token = approval(hitl)
+    code, out = tokens(hitl, "list", handler_id)  # no --api-key
+    assert code == 1 and "Not authenticated" in out
+    code, out = tokens(hitl, "describe", token)
+    assert code == 0 and '"status": "open"' in out
+
+
+async def test_the_official_client_streams_a_run_with_a_token(hitl: Deployed) -> None:
+    client = WorkflowClient(
+        httpx_client=httpx.AsyncClient(
+            base_url=f"{hitl.url}/deployments/hitl", headers=hitl.headers, timeout=30
+        )
+    )
     started = await client.run_workflow_nowait("ask", start_event={"prompt": "Colour?"})
     seen: list[str] = []
     last: int | Literal["now"] = -1

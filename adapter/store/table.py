@@ -11,6 +11,8 @@ One table holds every item type (see ``docs/dynamodb.md``)::
     lease            H#<handler_id>   LEASE              -             -
     inbox entry      H#<handler_id>   I#<ms>#<uuid>      -             -
     wait token       H#<handler_id>   W#<secret>         WAIT#DUE      <due_ms:015d>#<token>
+    API key          K#<key_id>       KEY                KEYS          <created_at>#<key_id>
+    session          K#<key_id>       SESSION#<id>       -             -
 
 (a wait token carries GSI1 keys only while it is open and has a deadline)
 
@@ -24,6 +26,7 @@ from __future__ import annotations
 from typing import Any
 
 __all__ = [
+    "API_KEYS_GSI1PK",
     "EVENT",
     "GSI1",
     "INBOX",
@@ -36,6 +39,8 @@ __all__ = [
     "WAIT",
     "WAITS_DUE",
     "WRITE_BATCH_LIMIT",
+    "api_key_gsi_key",
+    "api_key_key",
     "create_table",
     "handler_gsi_key",
     "handler_key",
@@ -47,6 +52,7 @@ __all__ = [
     "sequence_bounds",
     "sequence_key",
     "sequence_of",
+    "session_key",
     "state_key",
     "table_definition",
     "wait_due_key",
@@ -113,6 +119,24 @@ def wait_key(handler_id: str, secret: str) -> dict[str, str]:
 def wait_due_key(due_ms: int, token: str) -> dict[str, str]:
     """GSI1 attributes of an open token with a deadline: the sweep queries what is due."""
     return {GSI1PK: WAITS_DUE, GSI1SK: f"{due_ms:015d}#{token}"}
+
+API_KEYS_GSI1PK = "KEYS"
+"""GSI1 partition listing a deployment's API keys (``llamaws keys list``, no Scan)."""
+
+
+def api_key_key(key_id: str) -> dict[str, str]:
+    """An API key of the deployment (its secret only as a hash; see ``adapter/keys.py``)."""
+    return {PK: f"K#{key_id}", SK: "KEY"}
+
+
+def api_key_gsi_key(created_at: str, key_id: str) -> dict[str, str]:
+    """GSI1 attributes of an API key item: listed in order of creation."""
+    return {GSI1PK: API_KEYS_GSI1PK, GSI1SK: f"{created_at}#{key_id}"}
+
+
+def session_key(key_id: str, session_id: str) -> dict[str, str]:
+    """A browser session signed in with API key ``key_id`` (beside it: revoking the key ends it)."""
+    return {PK: f"K#{key_id}", SK: f"SESSION#{session_id}"}
 
 
 def run_key(run_id: str) -> str:
