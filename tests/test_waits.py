@@ -25,6 +25,7 @@ from llamaws.adapter.app import DeploymentApp, create_app
 from llamaws.adapter.config import resolve_deployment
 from llamaws.adapter.errors import ConfigError
 from llamaws.adapter.loader import LoadedWorkflow, load_workflows
+from llamaws.adapter.runtime_stack import durable_runtime
 from llamaws.adapter.waits.config import wait_defaults
 from llamaws.adapter.waits.tokens import parse_token
 
@@ -69,6 +70,29 @@ def open_store(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> Abs
     )
     store.create_resources()
     return store
+
+
+async def started_app(app_dir: Path, store: AbstractWorkflowStore) -> DeploymentApp:
+    """The app, started, its startup resume of running handlers over.
+
+    (That resume runs in the background; a run started while it queries the store can
+    be taken for a crashed one and failed: a race of the durable runtime stack,
+    not of wait tokens, kept out of these tests.)
+    """
+    runtime = durable_runtime(store)
+    app = create_app(
+        resolve_deployment(app_dir),
+        fresh_workflows(app_dir),
+        store,
+        lifespan=False,
+        runtime=runtime,
+        wait_sweep_interval=0.1,
+    )
+    await app.start()
+    resume = runtime._decorated.resume_task  # type: ignore[attr-defined]
+    if resume is not None:
+        await resume
+    return app
 
 
 @dataclass
@@ -124,11 +148,7 @@ class Api:
 @pytest.fixture(params=["sqlite", "dynamodb"])
 async def api(request: pytest.FixtureRequest, gate_dir: Path, tmp_path: Path) -> AsyncIterator[Api]:
     store = open_store(request.param, tmp_path, request)
-    deployment = resolve_deployment(gate_dir)
-    app = create_app(
-        deployment, fresh_workflows(gate_dir), store, lifespan=False, wait_sweep_interval=0.1
-    )
-    await app.start()
+    app = await started_app(gate_dir, store)
     try:
         transport = httpx.ASGITransport(app=app.app)
         async with httpx.AsyncClient(
@@ -358,14 +378,7 @@ async def test_the_deployments_default_deadline_applies_when_the_event_sets_none
     pyproject = app_dir / "pyproject.toml"
     pyproject.write_text(pyproject.read_text() + "\n[tool.llamaws]\nwait_timeout_seconds = 0.3\n")
     store = SqliteWorkflowStore(str(tmp_path / "workflows.db"), poll_interval=0.05)
-    app = create_app(
-        resolve_deployment(app_dir),
-        fresh_workflows(app_dir),
-        store,
-        lifespan=False,
-        wait_sweep_interval=0.1,
-    )
-    await app.start()
+    app = await started_app(app_dir, store)
     try:
         transport = httpx.ASGITransport(app=app.app)
         async with httpx.AsyncClient(
@@ -383,6 +396,10 @@ async def test_the_deployments_default_deadline_applies_when_the_event_sets_none
 def test_a_bad_default_deadline_is_a_config_error_naming_the_key(
     tmp_path: Path, value: str
 ) -> None:
-    (tmp_path / "pyproject.toml").write_text(f"[tool.llamaws]\nwait_heartbeat_seconds = {value}\n")
+    app_dir = write_gate_app(tmp_path)
+    pyproject = app_dir / "pyproject.toml"
+    pyproject.write_text(
+        pyproject.read_text() + f"\n[tool.llamaws]\nwait_heartbeat_seconds = {value}\n"
+    )
     with pytest.raises(ConfigError, match="wait_heartbeat_seconds must be a positive number"):
-        wait_defaults(tmp_path)
+        wait_defaults(resolve_deployment(app_dir))

@@ -1,6 +1,7 @@
 """Deadlines of a wait: from the waiting event, else the deployment's ``[tool.llamaws]``.
 
-``pyproject.toml`` of the app::
+``[tool.llamaws]`` (of the deployment's TOML config file when it has that table, else
+of the app's ``pyproject.toml``, as for every llamaws setting)::
 
     [tool.llamaws]
     wait_timeout_seconds = 86400     # a wait ends (WaitTimedOut) a day after it opened
@@ -20,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..config import Deployment
 from ..errors import ConfigError
 
 __all__ = ["WaitDefaults", "deadline_seconds", "event_attribute", "wait_defaults"]
@@ -37,19 +39,9 @@ class WaitDefaults:
     heartbeat_seconds: float | None = None
 
 
-def wait_defaults(config_dir: Path) -> WaitDefaults:
+def wait_defaults(deployment: Deployment) -> WaitDefaults:
     """Read ``[tool.llamaws]`` ``wait_timeout_seconds`` / ``wait_heartbeat_seconds``."""
-    pyproject = config_dir / "pyproject.toml"
-    if not pyproject.is_file():
-        return WaitDefaults()
-    try:
-        with pyproject.open("rb") as handle:
-            data = tomllib.load(handle)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{pyproject}: invalid TOML: {exc}") from exc
-    section = data.get("tool", {}).get("llamaws", {})
-    if not isinstance(section, dict):
-        raise ConfigError(f"{pyproject}: [tool.llamaws] must be a table")
+    section, pyproject = _llamaws_table(deployment)
     values: dict[str, float | None] = {}
     for field, key in _KEYS.items():
         raw = section.get(key)
@@ -64,6 +56,25 @@ def wait_defaults(config_dir: Path) -> WaitDefaults:
             )
         values[field] = seconds
     return WaitDefaults(**values)
+
+
+def _llamaws_table(deployment: Deployment) -> tuple[dict[str, Any], Path | None]:
+    candidates = [deployment.config_file, deployment.config_dir / "pyproject.toml"]
+    for path in dict.fromkeys(candidates):
+        if path.suffix != ".toml" or not path.is_file():
+            continue
+        try:
+            with path.open("rb") as handle:
+                data = tomllib.load(handle)
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: invalid TOML: {exc}") from exc
+        table = data.get("tool", {}).get("llamaws")
+        if table is None:
+            continue
+        if not isinstance(table, dict):
+            raise ConfigError(f"{path}: [tool.llamaws] must be a table")
+        return table, path
+    return {}, None
 
 
 def deadline_seconds(event: Any, name: str, default: float | None) -> float | None:

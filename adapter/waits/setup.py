@@ -35,7 +35,7 @@ def wait_tokens_for(
         token_store_for(store),
         store,
         deployment=deployment.name,
-        defaults=wait_defaults(deployment.config_dir),
+        defaults=wait_defaults(deployment),
     )
     for item in workflows:
         add_unhandled_endings(item.workflow)
