@@ -189,7 +189,7 @@ def test_request_over_lambdas_payload_limit_is_413(
         "POST", "/deployments/hello/workflows/greet/run", json_body=big
     )
     assert status == 413
-    assert "payload limit" in json.loads(raw)["detail"]
+    assert "request limit of AWS Lambda" in json.loads(raw)["detail"]
 
 
 def test_cancel_and_purge_a_parked_run(service_for: Callable[..., LambdaService]) -> None:

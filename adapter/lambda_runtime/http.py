@@ -29,6 +29,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from workflows.events import Event
 
 from ..delivery import deliverable_run
+from ..input_guard import MAX_REQUEST_BYTES, too_large_message
 from ..upstream import HandlerCompletedError, new_id, override_service, service_of
 from .coordination import Coordination, InboxEntry
 from .driver import TERMINAL, RunDriver
@@ -37,8 +38,6 @@ from .invoker import Invoker
 
 __all__ = ["MAX_REQUEST_BYTES", "LambdaHttp", "use_inbox_delivery"]
 
-MAX_REQUEST_BYTES = 6 * 1024 * 1024
-"""Lambda's request payload limit (synchronous invocations)."""
 
 Budget = Callable[[], float]
 """Seconds left in the current invocation (safety margin already taken off)."""
@@ -71,7 +70,7 @@ class LambdaHttp:
             return
         length = _content_length(scope)
         if length is not None and length > MAX_REQUEST_BYTES:
-            await _json(send, 413, {"detail": _too_large(length)})
+            await _json(send, 413, {"detail": too_large_message(length)})
             return
         path, method = scope["path"], scope["method"]
         if method == "POST" and self._run.match(path):
@@ -84,7 +83,7 @@ class LambdaHttp:
     async def _budgeted_run(self, scope: Scope, receive: Receive, send: Send) -> None:
         body = await _read_body(receive)
         if len(body) > MAX_REQUEST_BYTES:
-            await _json(send, 413, {"detail": _too_large(len(body))})
+            await _json(send, 413, {"detail": too_large_message(len(body))})
             return
         handler_id: str | None = None
         try:
@@ -238,13 +237,6 @@ def _content_length(scope: Scope) -> int | None:
             except ValueError:
                 return None
     return None
-
-
-def _too_large(size: int) -> str:
-    return (
-        f"Request body of {size} bytes exceeds Lambda's {MAX_REQUEST_BYTES} byte payload "
-        "limit; send large inputs by reference (e.g. an S3 key)."
-    )
 
 
 def _query_flag(scope: Scope, name: str, *, default: bool) -> bool:
