@@ -50,11 +50,18 @@ _BAD_HANDLER = _error("Handler not found")
 _UNREADABLE = _error("Stored handler result cannot be decoded")
 _NO_WORKFLOW = _error("Workflow not found")
 
-_STREAM_ITEM: dict[str, Any] = {
-    "type": "string",
-    "description": "Each event as an envelope {value, type, types, qualified_name}: "
-    "SSE `id: <sequence>` / `data: <envelope>` blocks, or one JSON envelope per line.",
+_SSE_EVENT: dict[str, Any] = {
+    "type": "object",
+    "description": "An SSE event: `id` is the event's sequence number, `data` its envelope "
+    "{value, type, types, qualified_name} as JSON (a Lambda long-poll ends with `retry`).",
+    "properties": {
+        "id": {"type": "string"},
+        "event": {"type": "string"},
+        "data": {"type": "string"},
+        "retry": {"type": "integer"},
+    },
 }
+_NDJSON_EVENT = {"$ref": "#/components/schemas/EventEnvelopeWithMetadata"}
 
 RESPONSES: dict[tuple[str, str], dict[str, dict[str, Any]]] = {
     ("/workflows", "get"): {},
@@ -95,8 +102,8 @@ RESPONSES: dict[tuple[str, str], dict[str, dict[str, Any]]] = {
             "description": "The run's events (SSE by default, NDJSON with sse=false); the "
             "stream ends after the run's last event",
             "content": {
-                "text/event-stream": {"schema": _STREAM_ITEM},
-                "application/x-ndjson": {"schema": _STREAM_ITEM},
+                "text/event-stream": {"schema": _SSE_EVENT},
+                "application/x-ndjson": {"schema": _NDJSON_EVENT},
             },
         },
         "204": {"description": "The run is finished and every event was already read"},

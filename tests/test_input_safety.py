@@ -328,3 +328,17 @@ async def test_request_limit_can_be_lifted_locally(tmp_path: Path) -> None:
         big = {"start_event": {"name": "x" * (MAX_REQUEST_BYTES + 1)}}
         accepted = await hello.client.post("/workflows/greet/run-nowait", json=big)
         assert accepted.status_code == 200
+
+
+def test_lambda_response_of_a_bodyless_status_is_sent_without_a_body() -> None:
+    # `serve --lambda` used to forward a 204's JSON body: h11 refused it with a traceback.
+    from llamaws.local.lambda_events import http_response
+
+    status, headers, body = http_response(
+        {
+            "statusCode": 204,
+            "headers": {"content-type": "application/json", "content-length": "2", "x-a": "1"},
+            "body": "{}",
+        }
+    )
+    assert (status, headers, body) == (204, [("x-a", "1")], b"")

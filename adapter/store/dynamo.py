@@ -55,6 +55,7 @@ ALL_STATUSES = ("running", "completed", "failed", "cancelled")
 _TICK_PAGE = 100
 _MAX_SEQUENCE_ATTEMPTS = 64
 _CACHED_RUNS = 10_000
+MAX_SORT_KEY_BYTES = 1024
 
 
 @dataclass(frozen=True)
@@ -190,7 +191,13 @@ class DynamoWorkflowStore(AbstractWorkflowStore):
     ) -> list[dict[str, Any]]:
         """Query GSI1: one Query per (status, workflow) pair asked for."""
         prefixes: list[str | None] = (
-            [f"{name}#" for name in dict.fromkeys(workflow_names)]
+            # A sort key holds at most 1,024 bytes: a longer prefix matches nothing (and
+            # DynamoDB would refuse the Query).
+            [
+                f"{name}#"
+                for name in dict.fromkeys(workflow_names)
+                if len(f"{name}#".encode()) <= MAX_SORT_KEY_BYTES
+            ]
             if workflow_names is not None
             else [None]
         )
