@@ -14,7 +14,6 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Literal
 
-from llama_agents.server._runtime.idle_release_runtime import IdleReleaseDecorator
 from llama_agents.server._runtime.persistence_runtime import (
     PersistenceDecorator,
     TickPersistenceDecorator,
@@ -47,7 +46,6 @@ __all__ = [
     "EventSendError",
     "HandlerAlreadyRunningError",
     "HandlerCompletedError",
-    "IdleReleaseDecorator",
     "PersistenceDecorator",
     "StartWorkflow",
     "StoredEvent",

@@ -25,6 +25,7 @@ from workflows.runtime.types.commands import CommandCompleteRun, CommandFailWork
 from workflows.runtime.types.step_id import StepId
 
 from llamaws.adapter import upstream
+from llamaws.adapter.idle_release import IdleReleaseDecorator
 from llamaws.adapter.runtime_stack import durable_runtime
 
 
@@ -181,7 +182,7 @@ def test_store_helpers() -> None:
 def test_runtime_decorators_stack() -> None:
     store = MemoryWorkflowStore()
     stack = durable_runtime(store)
-    assert isinstance(stack, upstream.IdleReleaseDecorator)
+    assert isinstance(stack, IdleReleaseDecorator)
     assert issubclass(upstream.TickPersistenceDecorator, object)
     assert isinstance(stack._decorated, upstream.PersistenceDecorator)  # type: ignore[attr-defined]
 
