@@ -19,6 +19,7 @@ from llama_agents.server import WorkflowServer
 from workflows import Context, Workflow
 from workflows.events import StartEvent
 
+from .errors import LlamawsError
 from .upstream import HandlerAlreadyRunningError, StartWorkflow, override_service, service_of
 
 __all__ = [
@@ -75,12 +76,20 @@ def use_unique_handler_ids(server: WorkflowServer) -> None:
                         f"Handler {handler_id!r} already exists; handler ids are never reused "
                         "(omit handler_id to get a new one)"
                     )
-                return await own(
-                    workflow=workflow,
-                    handler_id=handler_id,
-                    start_event=start_event,
-                    context=context,
-                )
+                try:
+                    return await own(
+                        workflow=workflow,
+                        handler_id=handler_id,
+                        start_event=start_event,
+                        context=context,
+                    )
+                except LlamawsError as exc:
+                    if exc.status_code != 409:
+                        raise
+                    raise HandlerAlreadyRunningError(
+                        f"Handler {handler_id!r} already exists (created concurrently); "
+                        "handler ids are never reused"
+                    ) from exc
 
         return start_workflow
 

@@ -524,7 +524,7 @@ def test_event_for_a_step_that_cannot_take_it_is_refused_before_the_inbox(
     handler_id = park(service, base, "ask")
     wrong_step = {**ANSWER, "step": "ask"}  # `ask` takes StartEvent, not HumanResponseEvent
     status, _, raw = service.request("POST", f"{base}/events/{handler_id}", json_body=wrong_step)
-    assert status == 500 and "Failed to send event" in json.loads(raw)["detail"]
+    assert status == 400 and "Step 'ask' can take now" in json.loads(raw)["detail"]
     right_step = {**ANSWER, "step": "answer"}
     assert service.request("POST", f"{base}/events/{handler_id}", json_body=right_step)[0] == 200
     done = wait_until(lambda: handler_done(service, base, handler_id), what="answered run")

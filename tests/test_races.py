@@ -1,5 +1,7 @@
 """Races closed: idle release under store latency, and two writers of one handler.
 
+Two writers: two DynamoDB stores (two processes) on one table of the moto server.
+
 Idle release: the app of ``examples/hitl`` in process on a SQLite store that takes
 10-20 ms per call (a seeded delay on every read and write, DynamoDB's latency) and a
 50 ms idle timeout, so releases happen while events and cancels arrive. With
@@ -13,6 +15,7 @@ import asyncio
 import random
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +26,10 @@ from llama_agents.server import HandlerQuery, PersistentHandler, SqliteWorkflowS
 
 from llamaws.adapter.app import create_app
 from llamaws.adapter.config import resolve_deployment
+from llamaws.adapter.store import DynamoSettings, DynamoWorkflowStore
+from llamaws.adapter.store.dynamo import HandlerConflict
 
+from .engines import MotoServer
 from .support import EXAMPLES
 from .test_input_safety import fresh_workflows
 
@@ -128,3 +134,68 @@ async def test_events_that_meet_an_idle_release_all_finish_their_runs(tmp_path: 
         assert all(r.status_code == 200 for _, r in answered)
         statuses = await statuses_once_settled(client, [h for h, _ in answered])
     assert statuses.count("completed") == RUNS, statuses
+
+
+# -- two writers of one DynamoDB handler item ---------------------------------------------
+
+
+def dynamo_store(endpoint: str, table: str) -> DynamoWorkflowStore:
+    """A store of its own (its own client and version memory): another process."""
+    return DynamoWorkflowStore(
+        DynamoSettings(table_name=table, endpoint_url=endpoint, region_name="us-east-1")
+    )
+
+
+@pytest.fixture
+async def two_writers(
+    moto_server: MotoServer, dynamo_table_name: str
+) -> tuple[DynamoWorkflowStore, DynamoWorkflowStore]:
+    first = dynamo_store(moto_server.endpoint, dynamo_table_name)
+    first.create_resources()
+    return first, dynamo_store(moto_server.endpoint, dynamo_table_name)
+
+
+def handler(index: int) -> PersistentHandler:
+    started = datetime(2026, 1, 1, tzinfo=UTC)
+    return PersistentHandler(
+        handler_id=f"h{index}",
+        workflow_name="ask",
+        status="running",
+        run_id=f"r{index}",
+        started_at=started,
+        updated_at=started,
+    )
+
+
+async def test_two_writers_updating_one_handler_both_land(
+    two_writers: tuple[DynamoWorkflowStore, DynamoWorkflowStore],
+) -> None:
+    # One process cancels while another marks the run idle: a read-then-overwrite
+    # store keeps only one of the two changes.
+    first, second = two_writers
+    for index in range(20):
+        await first.update(handler(index))
+    idle = datetime(2026, 1, 2, tzinfo=UTC)
+    await asyncio.gather(
+        *(first.update_handler_status(f"r{i}", status="cancelled") for i in range(20)),
+        *(second.update_handler_status(f"r{i}", idle_since=idle) for i in range(20)),
+    )
+    stored = await second.query(HandlerQuery(handler_id_in=[f"h{i}" for i in range(20)]))
+    assert [(h.status, h.idle_since) for h in stored] == [("cancelled", idle)] * 20
+
+
+async def test_overwriting_a_handler_changed_by_another_writer_is_a_conflict(
+    two_writers: tuple[DynamoWorkflowStore, DynamoWorkflowStore],
+) -> None:
+    first, second = two_writers
+    await first.update(handler(0))
+    [seen] = await second.query(HandlerQuery(handler_id_in=["h0"]))
+    await first.update_handler_status("r0", status="completed")
+    seen.error = "stale"
+    with pytest.raises(HandlerConflict):
+        await second.update(seen)
+    third = dynamo_store(second.settings.endpoint_url or "", second.settings.table_name)
+    with pytest.raises(HandlerConflict):  # a second creation under one id
+        await third.update(handler(0))
+    [kept] = await first.query(HandlerQuery(handler_id_in=["h0"]))
+    assert (kept.status, kept.error) == ("completed", None)
