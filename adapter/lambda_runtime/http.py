@@ -5,10 +5,11 @@ Responses are buffered (Mangum) and a container is frozen after each response, s
 - ``POST …/workflows/<w>/run`` drives the run inline within the invocation's time
   budget; when the budget runs out it answers 504 naming the handler id, and the
   run continues asynchronously.
-- ``GET …/events/<id>`` is a bounded long-poll over the stored event log: what is
-  there (after ``after_sequence`` / ``Last-Event-ID``), then what arrives within a
-  bounded wait; a cut stream ends with an SSE ``retry:`` hint, and the client
-  resumes from the last id it saw.
+- ``GET …/events/<id>`` is a bounded long-poll over the stored event log: it
+  answers as soon as there is at least one event after ``after_sequence`` /
+  ``Last-Event-ID`` (lingering a moment to batch a burst), else after a bounded
+  wait; a cut stream ends with an SSE ``retry:`` hint, and the client resumes from
+  the last id it saw. A container is held only until the next event.
 - ``POST …/events/<id>`` puts the event in the run's inbox and asks for a driver;
   ``POST …/handlers/<id>/cancel`` cancels under the run's lease (or through the
   inbox when another container drives it).
@@ -53,11 +54,13 @@ class LambdaHttp:
         base_path: str,
         budget: Budget,
         max_stream_seconds: float = 20.0,
-        retry_ms: int = 1000,
+        linger_seconds: float = 0.2,
+        retry_ms: int = 200,
     ) -> None:
         self.app = app
         self.budget = budget
         self.max_stream_seconds = max_stream_seconds
+        self.linger_seconds = linger_seconds
         self.retry_ms = retry_ms
         base = re.escape(base_path)
         self._run = re.compile(rf"^{base}/workflows/[^/]+/run$")
@@ -127,13 +130,18 @@ class LambdaHttp:
         sse = _query_flag(scope, "sse", default=True)
         started = False
         ended = False
+        first_event = asyncio.Event()
 
         async def forward(message: Message) -> None:
             nonlocal started, ended
             if message["type"] == "http.response.start":
                 started = True
-            elif message["type"] == "http.response.body" and not message.get("more_body"):
-                ended = True
+            elif message["type"] == "http.response.body":
+                chunk = message.get("body", b"")
+                if chunk.strip() and not chunk.startswith(b":"):  # an event, not a heartbeat
+                    first_event.set()
+                if not message.get("more_body"):
+                    ended = True
             await send(message)
 
         async def no_disconnect() -> Message:
@@ -142,10 +150,22 @@ class LambdaHttp:
             await asyncio.Event().wait()
             raise AssertionError("unreachable")
 
-        limit = max(min(self.max_stream_seconds, self.budget()), 0.0)
+        deadline = time.monotonic() + max(min(self.max_stream_seconds, self.budget()), 0.0)
         inner = asyncio.ensure_future(self.app(scope, no_disconnect, forward))
-        done, _ = await asyncio.wait({inner}, timeout=limit)
-        if inner in done:
+        evented = asyncio.ensure_future(first_event.wait())
+        try:
+            await asyncio.wait(
+                {inner, evented},
+                timeout=max(deadline - time.monotonic(), 0.0),
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+            if first_event.is_set() and not inner.done():
+                # Events are there: linger a moment for the rest of a burst, then answer.
+                linger = min(self.linger_seconds, max(deadline - time.monotonic(), 0.0))
+                await asyncio.wait({inner}, timeout=linger)
+        finally:
+            evented.cancel()
+        if inner.done():
             inner.result()
             return
         inner.cancel()
