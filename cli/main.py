@@ -190,6 +190,9 @@ def _fail(message: str, code: int = 1) -> None:
 from llamaws.cli.dynamodb import app as dynamodb_app  # noqa: E402 - sub-apps after the root commands
 
 app.add_typer(dynamodb_app, name="dynamodb")
+from llamaws.cli.ui import app as ui_app  # noqa: E402
+
+app.add_typer(ui_app, name="ui")
 
 
 def main() -> None:
