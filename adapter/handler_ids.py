@@ -9,10 +9,7 @@ any status) and 400 for one outside :data:`HANDLER_ID_PATTERN`.
 
 from __future__ import annotations
 
-import asyncio
 import re
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 
 from llama_agents.client.protocol import HandlerData
 from llama_agents.server import WorkflowServer
@@ -20,6 +17,7 @@ from workflows import Context, Workflow
 from workflows.events import StartEvent
 
 from .errors import LlamawsError
+from .keyed_lock import KeyedLock
 from .upstream import HandlerAlreadyRunningError, StartWorkflow, override_service, service_of
 
 __all__ = [
@@ -49,17 +47,7 @@ def handler_id_problem(value: object) -> str | None:
 def use_unique_handler_ids(server: WorkflowServer) -> None:
     """Make ``server`` refuse (409) a run under an id that already has a handler."""
     service = service_of(server)
-    locks: dict[str, asyncio.Lock] = {}
-
-    @asynccontextmanager
-    async def claimed(handler_id: str) -> AsyncIterator[None]:
-        lock = locks.setdefault(handler_id, asyncio.Lock())
-        try:
-            async with lock:
-                yield
-        finally:
-            if not lock.locked() and locks.get(handler_id) is lock:
-                del locks[handler_id]
+    claimed = KeyedLock()
 
     def wrap(own: StartWorkflow) -> StartWorkflow:
         async def start_workflow(

@@ -21,15 +21,17 @@ answers "cancelled". :class:`IdleReleaseDecorator` is llamaws's replacement:
   never leads;
 - the mark never writes ``status``, and is cleared inline on the control loop (or
   under the lock before a delivery), so it never interleaves with the run's own
-  status writes.
+  status writes;
+- waiting for a run's result never cancels the run: the server's cancel gives up
+  waiting after 5 s and cancels its wait, which (the basic runtime hands out the
+  control loop's own task) killed a slow run before it processed the cancel.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator, Coroutine
-from contextlib import asynccontextmanager
+from collections.abc import AsyncGenerator, Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -52,6 +54,7 @@ from workflows.runtime.types.plugin import (
 from workflows.runtime.types.ticks import TickAddEvent, TickCancelRun, WorkflowTick
 from workflows.workflow import Workflow
 
+from .keyed_lock import KeyedLock
 from .upstream import TickPersistenceDecorator
 
 __all__ = ["IdleReleaseDecorator"]
@@ -83,27 +86,6 @@ class _Run:
                 return
 
 
-class _KeyedLock:
-    """One asyncio lock per key, dropped when nobody holds or waits for it."""
-
-    def __init__(self) -> None:
-        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
-
-    @asynccontextmanager
-    async def __call__(self, key: str) -> AsyncIterator[None]:
-        lock, users = self._locks.get(key, (asyncio.Lock(), 0))
-        self._locks[key] = (lock, users + 1)
-        try:
-            async with lock:
-                yield
-        finally:
-            lock, users = self._locks[key]
-            if users == 1:
-                del self._locks[key]
-            else:
-                self._locks[key] = (lock, users - 1)
-
-
 class IdleReleaseDecorator(BaseRuntimeDecorator):
     """Releases runs idle for ``idle_timeout`` seconds; reloads them on delivery.
 
@@ -120,7 +102,7 @@ class IdleReleaseDecorator(BaseRuntimeDecorator):
         self._persistence = decorated
         self._store = store
         self._idle_timeout = idle_timeout
-        self._lock = _KeyedLock()
+        self._lock = KeyedLock()
         self._runs: dict[str, _Run] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -317,7 +299,10 @@ class _ReloadingAdapter(ExternalRunAdapter):
         await self._inner().close()
 
     async def get_result(self) -> StopEvent:
-        return await self._inner().get_result()
+        # The basic runtime hands out the control loop's own task: a waiter that gives
+        # up (the server's cancel waits 5 s, then cancels its wait) would cancel the
+        # run with it, before it processed the cancel it was sent. Shield the run.
+        return await asyncio.shield(self._inner().get_result())
 
     def get_state_store(self, namespace: tuple[str, ...] = ()) -> StateStore[Any] | None:
         return self._inner().get_state_store(namespace)
