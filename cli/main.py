@@ -193,6 +193,10 @@ app.add_typer(dynamodb_app, name="dynamodb")
 from llamaws.cli.ui import app as ui_app  # noqa: E402
 
 app.add_typer(ui_app, name="ui")
+from llamaws.cli.keys import app as keys_app  # noqa: E402
+
+app.add_typer(keys_app, name="keys")
+app.command("synth")(__import__("llamaws.cli.synth", fromlist=["synth"]).synth)
 
 
 def main() -> None:

@@ -14,7 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from llamaws.adapter.config import Deployment, resolve_deployment, resolve_environment
+from llamaws.adapter.config import (
+    Deployment,
+    resolve_auth,
+    resolve_deployment,
+    resolve_environment,
+)
 from llamaws.adapter.errors import LlamawsError
 
 from .stores import Persistence
@@ -189,6 +194,7 @@ def _request_limit(options: ServeOptions) -> dict[str, Any]:
 
 def _run_lambda(options: ServeOptions, deployment: Deployment, sock: socket.socket) -> None:
     """``--lambda``: serve through ``llamaws.adapter.handler`` in RIE containers (no reload)."""
+    from .auth import announce_auth
     from .lambda_mode import lambda_settings, serve_lambda
     from .logs import configure_logging
     from .ui import emulator_routes
@@ -207,6 +213,7 @@ def _run_lambda(options: ServeOptions, deployment: Deployment, sock: socket.sock
         containers=options.lambda_containers,
         sweep_interval=options.sweep_interval,
         timeout=options.lambda_timeout,
+        auth=resolve_auth(deployment, os.environ.get("LLAMAWS_AUTH")),
     )
     print(
         f"llamaws: --lambda: up to {settings.containers} container(s) running "
@@ -216,6 +223,13 @@ def _run_lambda(options: ServeOptions, deployment: Deployment, sock: socket.sock
         flush=True,
     )
     try:
+        announce_auth(
+            settings,
+            app_dir=options.app_dir,
+            url=f"http://{_client_host(options.host)}:{options.port}",
+            base_path=deployment.base_path,
+            own_engine=engine is not None,
+        )
         serve_lambda(
             settings,
             sock,
