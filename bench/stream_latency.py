@@ -123,7 +123,8 @@ def start_run(base: str, events: int, interval: float) -> str:
 
 
 def serve(app: Path, args: list[str]) -> Emulator:
-    emulator = Emulator(app, free_port(), args, dict(AWS_DUMMY))
+    # The API's auth (a key by default under --lambda) is not what is measured here.
+    emulator = Emulator(app, free_port(), args, {**AWS_DUMMY, "LLAMAWS_AUTH": "none"})
     emulator.start(wait=False)
     wait_until(
         lambda: httpx.get(f"{emulator.url}/health", timeout=30).status_code == 200,
