@@ -323,6 +323,9 @@ async def test_malformed_and_forged_tokens_are_invalid_unknown_ones_do_not_exist
         answer = await api.token_call(unknown, action, ANSWER)
         assert (answer.status_code, answer.json()["code"]) == (404, "TaskDoesNotExist")
     assert (await api.client.get(f"/tokens/{unknown}")).status_code == 404
+    slashed = await api.client.post(f"/tokens/{token}/x/success", json=ANSWER)
+    assert (slashed.status_code, slashed.json()["code"]) == (400, "InvalidToken")
+    assert (await api.client.delete(f"/tokens/{token}/success")).status_code == 405
     assert (await api.waits(handler_id))[0]["token"] == token  # nothing changed
 
 

@@ -76,14 +76,30 @@ def wait_routes(waits: WaitTokens, base: str) -> list[Route]:
         records = await waits.open_waits(handler_id)
         return JSONResponse({"waits": [r.wait() for r in records]})
 
+    async def not_a_token_route(request: Request) -> Response:
+        # A token with a '/' in it, or a method a token route does not take: answered
+        # here (JSON), not by the workflow API's static files.
+        rest = str(request.path_params["rest"])
+        if not rest:
+            return JSONResponse({"detail": "Not Found"}, status_code=404)
+        head, _, action = rest.partition("/")
+        if not action or (action in _ACTIONS and "/" not in head):
+            return JSONResponse({"detail": "Method Not Allowed"}, status_code=405)
+        return await _answer(lambda: waits.describe(rest))
+
     tokens = f"{base}{TOKEN_ROUTE_PREFIX}{{token}}"
     return [
         Route(tokens, describe, methods=["GET"]),
         Route(f"{tokens}/success", success, methods=["POST"]),
         Route(f"{tokens}/failure", failure, methods=["POST"]),
         Route(f"{tokens}/heartbeat", heartbeat, methods=["POST"]),
+        Route(f"{base}{TOKEN_ROUTE_PREFIX}{{rest:path}}", not_a_token_route, methods=_METHODS),
         Route(f"{base}/handlers/{{handler_id}}/waits", list_waits, methods=["GET"]),
     ]
+
+
+_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+_ACTIONS = ("success", "failure", "heartbeat")
 
 
 async def _answer(call: Any) -> Response:
@@ -119,8 +135,11 @@ async def _json_body(request: Request, *, required: bool) -> dict[str, Any]:
 
 _ERROR = {
     "type": "object",
-    "properties": {"detail": {"type": "string"}, "code": {"type": "string"}},
-    "required": ["detail", "code"],
+    "properties": {
+        "detail": {"type": "string"},
+        "code": {"type": "string", "description": "TaskDoesNotExist, InvalidToken, …"},
+    },
+    "required": ["detail"],
 }
 _WAIT_PROPERTIES: dict[str, Any] = {
     "token": {"type": "string"},
@@ -275,7 +294,7 @@ def openapi_paths() -> dict[str, Any]:
                         },
                         "The open waits",
                     ),
-                    "404": {"description": "Handler not found"},
+                    "404": _json(_ERROR, "Handler not found"),
                 },
             }
         },

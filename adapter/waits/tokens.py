@@ -140,7 +140,7 @@ def parse_token(token: str) -> tuple[str, str]:
                     return handler_id, secret
                 problem = "its check digits do not match (mistyped or truncated?)"
     raise InvalidToken(
-        f"Invalid wait token: {problem}",
+        f"Invalid wait token: {problem}.",
         hint="Use the token exactly as announced (WaitTokenIssued) or listed at …/waits.",
     )
 
