@@ -75,9 +75,8 @@ def open_store(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> Abs
 async def started_app(app_dir: Path, store: AbstractWorkflowStore) -> DeploymentApp:
     """The app, started, its startup resume of running handlers over.
 
-    (That resume runs in the background; a run started while it queries the store can
-    be taken for a crashed one and failed: a race of the durable runtime stack,
-    not of wait tokens, kept out of these tests.)
+    (That resume runs in the background; awaiting it keeps its store requests out of
+    the tests' own.)
     """
     runtime = durable_runtime(store)
     app = create_app(
