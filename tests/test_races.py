@@ -26,8 +26,8 @@ from llama_agents.server import HandlerQuery, PersistentHandler, SqliteWorkflowS
 
 from llamaws.adapter.app import create_app
 from llamaws.adapter.config import resolve_deployment
-from llamaws.adapter.store import DynamoSettings, DynamoWorkflowStore
 from llamaws.adapter.runtime_stack import durable_runtime
+from llamaws.adapter.store import DynamoSettings, DynamoWorkflowStore
 from llamaws.adapter.store.dynamo import HandlerConflict
 from llamaws.adapter.upstream import PersistenceDecorator
 
