@@ -23,8 +23,16 @@ from workflows.runtime.types.plugin import Runtime
 
 from .config import Deployment
 from .delivery import use_awaited_delivery
+from .handler_ids import use_unique_handler_ids
+from .http_errors import exception_handlers
+from .input_guard import MAX_REQUEST_BYTES, InputGuard
 from .loader import LoadedWorkflow
+from .openapi import served_openapi
 from .runtime_stack import durable_runtime
+from .upstream import served_workflow_names
+from .waits.routes import openapi_paths, wait_routes
+from .waits.service import WaitTokens
+from .waits.setup import wait_tokens_for, with_wait_tokens
 
 __all__ = ["DeploymentApp", "create_app"]
 
@@ -38,12 +46,17 @@ class DeploymentApp:
     app: Starlette
     server: WorkflowServer
     deployment: Deployment
+    waits: WaitTokens
+    wait_sweep_interval: float | None = None
 
     async def start(self) -> None:
         """Start the workflow server once (resumes running handlers)."""
         await self.server.start()
+        if self.wait_sweep_interval is not None:
+            self.waits.start_sweeper(self.wait_sweep_interval)
 
     async def stop(self) -> None:
+        await self.waits.stop_sweeper()
         await self.server.stop()
 
 
@@ -56,19 +69,31 @@ def create_app(
     extra_routes: Sequence[BaseRoute] = (),
     lifespan: bool = True,
     runtime: Runtime | None = None,
+    max_request_bytes: int | None = MAX_REQUEST_BYTES,
+    too_large_hint: str | None = None,
+    wait_sweep_interval: float | None = 1.0,
 ) -> DeploymentApp:
     """Build the app for ``deployment`` serving ``workflows`` on ``store``.
 
     ``extra_routes`` (the emulator's UI proxy, debugger) are matched before the
     workflow API. With ``lifespan=False`` the caller starts and stops the server
     (the Lambda handler does it once per container). ``runtime`` replaces the
-    default durable stack (the Lambda handler brings its own).
+    default durable stack (the Lambda handler brings its own). Request bodies
+    over ``max_request_bytes`` (Lambda's limit; None: no limit) get a 413 whose
+    message ends with ``too_large_hint``. Wait tokens expire in a background task
+    every ``wait_sweep_interval`` seconds (``None``: the Lambda handler's ``sweep``
+    does it).
     """
+    waits = wait_tokens_for(deployment, workflows, store)
+    runtime = runtime or durable_runtime(store, idle_timeout=idle_timeout)
     server = WorkflowServer(
         workflow_store=store,
-        runtime=runtime or durable_runtime(store, idle_timeout=idle_timeout),
+        runtime=with_wait_tokens(runtime, waits),
+        exception_handlers=exception_handlers(),
     )
     use_awaited_delivery(server)
+    use_unique_handler_ids(server)
+    waits.attach(server)
     for item in workflows:
         server.add_workflow(item.name, item.workflow, additional_events=item.additional_events)
 
@@ -84,13 +109,18 @@ def create_app(
     async def healthy(request: Request) -> Response:
         return JSONResponse({"status": "Healthy"})
 
+    def schema() -> dict[str, object]:
+        described = server.openapi_schema()
+        described["paths"] = {**described.get("paths", {}), **openapi_paths()}
+        return described
+
     async def openapi(request: Request) -> Response:
-        schema = server.openapi_schema()
-        schema["servers"] = [{"url": base}]
-        return JSONResponse(schema)
+        return JSONResponse(
+            served_openapi(schema(), base_path=base, workflow_names=served_workflow_names(server))
+        )
 
     async def docs(request: Request) -> Response:
-        return HTMLResponse(_docs_page(deployment.name, base, server.openapi_schema()))
+        return HTMLResponse(_docs_page(deployment.name, base, schema()))
 
     async def unknown_deployment(request: Request) -> Response:
         name = request.path_params["name"]
@@ -106,22 +136,33 @@ def create_app(
         Route(f"{base}/", redirect_landing),
         Route(f"{base}/docs", docs),
         Route(f"{base}/openapi.json", openapi),
+        *wait_routes(waits, base),
         *extra_routes,
-        Mount(base, app=server.app),
+        Mount(
+            base,
+            app=InputGuard(
+                server.app, max_body_bytes=max_request_bytes, too_large_hint=too_large_hint
+            ),
+        ),
         Route("/deployments/{name}", unknown_deployment, methods=_ALL_METHODS),
         Route("/deployments/{name}/{rest:path}", unknown_deployment, methods=_ALL_METHODS),
     ]
 
     @asynccontextmanager
     async def run_server(app: Starlette) -> AsyncIterator[None]:
-        await server.start()
+        await made.start()
         try:
             yield
         finally:
-            await server.stop()
+            await made.stop()
 
-    app = Starlette(routes=routes, lifespan=run_server if lifespan else None)
-    return DeploymentApp(app=app, server=server, deployment=deployment)
+    app = Starlette(
+        routes=routes,
+        lifespan=run_server if lifespan else None,
+        exception_handlers=exception_handlers(),
+    )
+    made = DeploymentApp(app, server, deployment, waits, wait_sweep_interval)
+    return made
 
 
 _ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]

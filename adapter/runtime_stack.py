@@ -1,7 +1,7 @@
 """The workflow runtime stack llamaws gives the official WorkflowServer.
 
 It is the server's default stack (tick persistence with resume, idle release)
-with two defects of ``llama-agents-server`` 0.8.0 fixed at their narrowest point:
+with three defects of ``llama-agents-server`` 0.8.0 fixed at their narrowest point:
 
 - **Lost answers.** ``BasicRuntime`` keeps a run's control-loop task only through a
   ``WeakValueDictionary``, and the server drops the handler it gets from
@@ -10,15 +10,19 @@ with two defects of ``llama-agents-server`` 0.8.0 fixed at their narrowest point
   :class:`RetainRunsDecorator` holds a strong reference to every live run until it
   ends.
 - **Fresh handlers not resumed.** The default stack skips handlers started less
-  than 30 s before a restart; llamaws resumes every ``running`` handler at start
-  (the app's lifespan starts the server before any request is served, so the race
-  that grace window guards against cannot happen).
+  than 30 s before a restart; llamaws resumes every ``running`` handler that started
+  before this start, however recently, and none that started after the resume
+  began (another process sharing the store may be driving it).
+- **Idle release races.** The upstream idle-release decorator can abort a run that
+  an event just woke, or undo a cancel; llamaws's own
+  (:mod:`adapter.idle_release`) decides under one lock per run.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import timedelta
 from typing import Any
 
 from llama_agents.server import AbstractWorkflowStore
@@ -35,7 +39,8 @@ from workflows.runtime.types.plugin import (
 )
 from workflows.workflow import Workflow
 
-from .upstream import IdleReleaseDecorator, PersistenceDecorator
+from .idle_release import IdleReleaseDecorator
+from .upstream import PersistenceDecorator
 
 __all__ = ["RetainRunsDecorator", "durable_runtime"]
 
@@ -96,10 +101,13 @@ class RetainRunsDecorator(BaseRuntimeDecorator):
 
 
 def durable_runtime(store: AbstractWorkflowStore, *, idle_timeout: float = 60.0) -> Runtime:
-    """The server's durable stack over a run-retaining basic runtime."""
+    """The server's durable stack: llamaws's idle release over a run-retaining runtime."""
     persisted = PersistenceDecorator(
         RetainRunsDecorator(BasicRuntime()),
         store=store,
-        resume_fresh_handler_grace=None,
+        # Resume what was running before this start, however recently it started, and
+        # nothing that started after it began (a run of another process sharing the
+        # store, seen without its first tick, would be failed as crashed).
+        resume_fresh_handler_grace=timedelta(0),
     )
     return IdleReleaseDecorator(persisted, store=store, idle_timeout=idle_timeout)

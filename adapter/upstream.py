@@ -14,7 +14,6 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Literal
 
-from llama_agents.server._runtime.idle_release_runtime import IdleReleaseDecorator
 from llama_agents.server._runtime.persistence_runtime import (
     PersistenceDecorator,
     TickPersistenceDecorator,
@@ -22,7 +21,9 @@ from llama_agents.server._runtime.persistence_runtime import (
 )
 from llama_agents.server._service import (
     EventSendError,
+    HandlerAlreadyRunningError,
     HandlerCompletedError,
+    HandlerNotFoundError,
     _WorkflowService,
 )
 from llama_agents.server._store.abstract_workflow_store import (
@@ -30,33 +31,45 @@ from llama_agents.server._store.abstract_workflow_store import (
     StoredTick,
     decode_persistent_handler,
     is_terminal_status,
+    stream_workflow_ticks,
 )
+from workflows._event_matching import event_matches
+from workflows.context.internal_context import InternalContext
+from workflows.runtime.types.results import StepWorkerStateContextVar
 from workflows.utils import _nanoid
 
 if TYPE_CHECKING:
+    from llama_agents.client.protocol import HandlerData
     from llama_agents.server import WorkflowServer
     from workflows import Workflow
+    from workflows.decorators import StepConfig
     from workflows.events import Event
     from workflows.runtime.types.plugin import ExternalRunAdapter, Runtime
 
 __all__ = [
     "EventSendError",
+    "HandlerAlreadyRunningError",
     "HandlerCompletedError",
-    "IdleReleaseDecorator",
+    "HandlerNotFoundError",
     "PersistenceDecorator",
+    "StartWorkflow",
     "StoredEvent",
     "StoredTick",
     "TickPersistenceDecorator",
     "WorkflowService",
     "decode_persistent_handler",
+    "event_matches",
     "external_adapter",
     "handler_status_from_exit_command",
+    "install_wait_end_hook",
     "is_terminal_status",
     "new_id",
     "override_service",
     "served_workflow",
     "served_workflow_names",
     "service_of",
+    "step_configs",
+    "stream_workflow_ticks",
     "validate_step_message",
     "workflow_steps",
 ]
@@ -68,6 +81,7 @@ WorkflowService = _WorkflowService
 
 SendEvent = Callable[[str, "Event", "str | None"], Awaitable[None]]
 CancelHandler = Callable[[str, bool], Awaitable[Literal["cancelled", "deleted"] | None]]
+StartWorkflow = Callable[..., Awaitable["HandlerData"]]
 
 
 def service_of(server: WorkflowServer) -> WorkflowService:
@@ -100,10 +114,14 @@ def override_service(
     *,
     send_event: SendEvent | None = None,
     cancel_handler: CancelHandler | None = None,
+    start_workflow: Callable[[StartWorkflow], StartWorkflow] | None = None,
 ) -> CancelHandler:
-    """Replace how ``server`` sends events / cancels, on this instance only.
+    """Replace how ``server`` sends events / cancels / starts runs, on this instance only.
 
-    Returns the server's own cancel (a caller that replaces it may still need it).
+    ``start_workflow`` wraps the service's own (it gets it and returns the
+    replacement; called as ``start_workflow(workflow=, handler_id=, context=,
+    start_event=)``). Returns the server's own cancel (a caller that replaces it
+    may still need it).
     """
     service = server._service
     own_cancel: CancelHandler = service.cancel_handler
@@ -111,6 +129,8 @@ def override_service(
         service.send_event = send_event  # type: ignore[method-assign,assignment]
     if cancel_handler is not None:
         service.cancel_handler = cancel_handler  # type: ignore[method-assign,assignment]
+    if start_workflow is not None:
+        service.start_workflow = start_workflow(service.start_workflow)  # type: ignore[method-assign,assignment]
     return own_cancel
 
 
@@ -127,3 +147,59 @@ def validate_step_message(workflow: Workflow, step: str, event: Event) -> None:
 def new_id() -> str:
     """A new handler / run id, in the server's own format (a 10-character nanoid)."""
     return str(_nanoid())
+
+
+def step_configs(workflow: Workflow) -> dict[str, StepConfig]:
+    """Each step's config (accepted events, return types), by step name."""
+    return {name: func._step_config for name, func in workflow._get_steps().items()}
+
+
+WaitEndHook = Callable[["Workflow", str, str], Awaitable[BaseException | None]]
+"""``(workflow, run_id, waiter_id)`` -> the exception a timed-out waiter raises instead."""
+
+_wait_end_hook: list[WaitEndHook] = []
+
+
+def install_wait_end_hook(hook: WaitEndHook) -> None:
+    """Let ``hook`` choose what ``ctx.wait_for_event`` raises when its waiter was timed out.
+
+    ``workflows`` 2.26.1 ends a waiter from outside with a ``waiter_timeout`` tick: the
+    step runs again and ``wait_for_event`` raises ``TimeoutError``. llamaws ends waits
+    that way (failure, timeouts of wait tokens) and here swaps that ``TimeoutError``
+    for the hook's exception (``None``: keep it). Installed once per process; the
+    latest hook wins.
+    """
+    _wait_end_hook[:] = [hook]
+    if getattr(InternalContext.wait_for_event, "_llamaws_hooked", False):
+        return
+    original = InternalContext.wait_for_event
+
+    async def wait_for_event(
+        self: InternalContext[Any],
+        event_type: type[Any],
+        waiter_event: Event | None = None,
+        waiter_id: str | None = None,
+        requirements: dict[str, Any] | None = None,
+        timeout: float | None = 2000,  # noqa: ASYNC109 - upstream's signature
+    ) -> Any:
+        try:
+            return await original(self, event_type, waiter_event, waiter_id, requirements, timeout)
+        except TimeoutError as exc:
+            timed_out = [
+                w
+                for w in StepWorkerStateContextVar.get().state.collected_waiters
+                if w.timed_out
+                and w.waiting_for_event is event_type
+                and (waiter_id is None or w.waiter_id == waiter_id)
+            ]
+            if not timed_out or not _wait_end_hook:
+                raise
+            replacement = await _wait_end_hook[0](
+                self._workflow, self._internal_adapter.run_id, timed_out[0].waiter_id
+            )
+            if replacement is None:
+                raise
+            raise replacement from exc
+
+    wait_for_event._llamaws_hooked = True  # type: ignore[attr-defined]
+    InternalContext.wait_for_event = wait_for_event  # type: ignore[method-assign]

@@ -108,6 +108,13 @@ def serve(
     sweep_interval: Annotated[
         float, typer.Option(help="--lambda: seconds between sweep invocations (0: none).", min=0)
     ] = 60.0,
+    request_limit: Annotated[
+        bool,
+        typer.Option(
+            help="Refuse request bodies over Lambda's 6 MB limit (413), as the deployed app "
+            "does; --no-request-limit lifts it locally (not with --lambda)."
+        ),
+    ] = True,
 ) -> None:
     """Serve a deployment on http://127.0.0.1:4501, like `llamactl serve`."""
     from llamaws.local.serve import ServeOptions
@@ -136,6 +143,7 @@ def serve(
         lambda_containers=lambda_containers,
         lambda_timeout=float(lambda_timeout),
         sweep_interval=sweep_interval,
+        request_limit=request_limit,
     )
     if not gc.isenabled():
         # main() paused the cyclic GC for the imports above: keep what they built out
@@ -180,8 +188,10 @@ def _fail(message: str, code: int = 1) -> None:
 
 
 from llamaws.cli.dynamodb import app as dynamodb_app  # noqa: E402 - sub-apps after the root commands
+from llamaws.cli.tokens import app as tokens_app  # noqa: E402
 
 app.add_typer(dynamodb_app, name="dynamodb")
+app.add_typer(tokens_app, name="tokens")
 from llamaws.cli.ui import app as ui_app  # noqa: E402
 
 app.add_typer(ui_app, name="ui")

@@ -12,7 +12,7 @@ import time
 import webbrowser
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from llamaws.adapter.config import (
     Deployment,
@@ -61,6 +61,8 @@ class ServeOptions:
     """``--lambda``: the function timeout in seconds."""
     sweep_interval: float = 60.0
     """``--lambda``: seconds between sweep invocations (0: none)."""
+    request_limit: bool = True
+    """Refuse request bodies over Lambda's 6 MB limit, as the deployed app does."""
 
 
 def serve(options: ServeOptions) -> None:
@@ -161,6 +163,7 @@ def _run(
         store,
         idle_timeout=options.idle_timeout,
         extra_routes=emulator_routes(deployment, preview=options.preview, ui_port=options.ui_port),
+        **_request_limit(options),
     )
     config = uvicorn.Config(
         app.app,
@@ -180,6 +183,13 @@ def _run(
             server, f"http://{options.host}:{options.port}{deployment.base_path}/{landing}"
         )
     server.run(sockets=[sock] if sock is not None else None)
+
+
+def _request_limit(options: ServeOptions) -> dict[str, Any]:
+    """``create_app``'s body limit: Lambda's unless ``--no-request-limit``."""
+    if not options.request_limit:
+        return {"max_request_bytes": None}
+    return {"too_large_hint": "Locally, `llamaws serve --no-request-limit` lifts the limit."}
 
 
 def _run_lambda(options: ServeOptions, deployment: Deployment, sock: socket.socket) -> None:

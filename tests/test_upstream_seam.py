@@ -25,6 +25,7 @@ from workflows.runtime.types.commands import CommandCompleteRun, CommandFailWork
 from workflows.runtime.types.step_id import StepId
 
 from llamaws.adapter import upstream
+from llamaws.adapter.idle_release import IdleReleaseDecorator
 from llamaws.adapter.runtime_stack import durable_runtime
 
 
@@ -181,6 +182,112 @@ def test_store_helpers() -> None:
 def test_runtime_decorators_stack() -> None:
     store = MemoryWorkflowStore()
     stack = durable_runtime(store)
-    assert isinstance(stack, upstream.IdleReleaseDecorator)
+    assert isinstance(stack, IdleReleaseDecorator)
     assert issubclass(upstream.TickPersistenceDecorator, object)
     assert isinstance(stack._decorated, upstream.PersistenceDecorator)  # type: ignore[attr-defined]
+
+
+async def test_override_service_wraps_start_workflow_and_already_running_is_409(
+    running: tuple[WorkflowServer, httpx.AsyncClient],
+) -> None:
+    server, client = running
+    started: list[str] = []
+
+    def wrap(own: upstream.StartWorkflow) -> upstream.StartWorkflow:
+        async def start_workflow(workflow: Workflow, handler_id: str, **kwargs: object) -> object:
+            started.append(handler_id)
+            if handler_id == "taken":
+                raise upstream.HandlerAlreadyRunningError("taken")
+            return await own(workflow=workflow, handler_id=handler_id, **kwargs)
+
+        return start_workflow  # type: ignore[return-value]
+
+    upstream.override_service(server, start_workflow=wrap)
+    assert (await client.post("/workflows/ask/run-nowait", json={"handler_id": "free"})).is_success
+    taken = await client.post("/workflows/ask/run-nowait", json={"handler_id": "taken"})
+    assert taken.status_code == 409
+    assert started == ["free", "taken"]
+
+
+async def test_stream_workflow_ticks_yields_the_runs_journal(
+    running: tuple[WorkflowServer, httpx.AsyncClient],
+) -> None:
+    from workflows.runtime.types.ticks import TickAddEvent
+
+    server, client = running
+    handler = await start_waiting_run(client, server)
+    ticks = [
+        tick async for tick in upstream.stream_workflow_ticks(STORES[id(server)], handler["run_id"])
+    ]
+    assert any(isinstance(t, TickAddEvent) and isinstance(t.event, StartEvent) for t in ticks)
+
+
+def test_event_matches_is_the_routing_rule() -> None:
+    assert upstream.event_matches(Answer(response="x"), Answer, allow_subclasses=False)
+    assert not upstream.event_matches(
+        Answer(response="x"), HumanResponseEvent, allow_subclasses=False
+    )
+    assert upstream.event_matches(Answer(response="x"), HumanResponseEvent, allow_subclasses=True)
+
+
+def test_step_configs_tell_accepted_and_returned_events() -> None:
+    configs = upstream.step_configs(AskWorkflow(timeout=None))
+    assert Ask in configs["ask"].return_types
+    assert configs["done"].accepted_events == [Answer]
+
+
+class Verdict(Event):
+    verdict: str
+
+
+class Asked(Event):
+    pass
+
+
+class Waits(Workflow):
+    @step
+    async def wait(self, ctx: Context, ev: StartEvent) -> StopEvent:
+        try:
+            got = await ctx.wait_for_event(
+                Verdict, waiter_event=Asked(), waiter_id="w", timeout=None
+            )
+        except TimeoutError as exc:
+            return StopEvent(result=f"{type(exc).__name__}: {exc}")
+        return StopEvent(result=got.verdict)
+
+
+class Swapped(TimeoutError):
+    pass
+
+
+async def test_wait_end_hook_swaps_the_timeout_of_a_waiter_ended_from_outside() -> None:
+    from workflows.runtime.types.ticks import TickWaiterTimeout
+
+    seen: list[tuple[str, str]] = []
+
+    async def hook(workflow: Workflow, run_id: str, waiter_id: str) -> BaseException | None:
+        seen.append((type(workflow).__name__, waiter_id))
+        return Swapped("ended from outside")
+
+    saved = list(upstream._wait_end_hook)  # the process-wide hook: put it back after
+    upstream.install_wait_end_hook(hook)
+    try:
+        workflow = Waits(timeout=None)
+        handler = workflow.run()
+        async for event in handler.stream_events():
+            if isinstance(event, Asked):  # the waiter is registered
+                break
+        assert handler.run_id is not None
+        await workflow.runtime.get_external_adapter(handler.run_id).send_event(
+            TickWaiterTimeout(step_id=StepId.root("wait"), waiter_id="w")
+        )
+        assert await asyncio.wait_for(handler, 5) == "Swapped: ended from outside"
+        assert seen == [("Waits", "w")]
+    finally:
+        upstream._wait_end_hook[:] = saved
+
+
+def test_handler_not_found_error_is_the_servers() -> None:
+    from llama_agents.server._service import HandlerNotFoundError
+
+    assert upstream.HandlerNotFoundError is HandlerNotFoundError
