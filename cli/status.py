@@ -95,8 +95,6 @@ def describe(found: Status, flags: str = "") -> str:
         lines.append(f"Runs        {found.runs.summary()}")
     if found.open_waits is not None:
         lines.append(f"Open waits  {found.open_waits} (wait tokens with a deadline)")
-    elif found.runs is not None:
-        lines.append("Open waits  not tracked by this version (runs waiting for input: above)")
     lines.append("Outputs")
     lines += [f"  {key} = {value}" for key, value in sorted(outputs.items())]
     lines += [f"Note: {problem}" for problem in found.problems]

@@ -2,7 +2,8 @@
 
 Runs are counted through the table's handler index (``GSI1``, one ``Query`` per
 status with ``Select=COUNT``; running handlers also read ``idle_since`` to tell the
-ones waiting for input): no ``Scan``, whatever the table's size. Parts that cannot be
+ones waiting for input), open waits through the same index: no ``Scan``, whatever
+the table's size. Parts that cannot be
 read (no permission, a missing function) are reported, not fatal.
 """
 
@@ -12,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
-from llamaws.adapter.store.table import GSI1, GSI1PK
+from llamaws.adapter.store.table import GSI1, GSI1PK, WAITS_DUE
 
 from .record import DeployRecord, read_record
 from .stacks import StackState, describe_stack
@@ -138,19 +139,10 @@ def count_runs(dynamodb: Any, table: str) -> RunCounts:
     return RunCounts(counts, waiting)
 
 
-def open_waits(dynamodb: Any, table: str) -> int | None:
-    """Open wait tokens, or None while the table layout has none.
-
-    The hook for wait tokens: when ``adapter/store/table.py`` defines ``WAITS_DUE``
-    (the ``GSI1`` partition of open tokens that have a deadline), they are counted
-    there, like handlers; a layout without wait tokens gives None ("not tracked").
-    """
-    from llamaws.adapter.store import table as layout
-
-    partition = getattr(layout, "WAITS_DUE", None)
-    if not isinstance(partition, str):
-        return None
-    return _count(dynamodb, table, partition)
+def open_waits(dynamodb: Any, table: str) -> int:
+    """Open wait tokens that have a deadline: the ``WAITS_DUE`` partition of ``GSI1``
+    (a token without a deadline is not indexed; its run counts as waiting for input)."""
+    return _count(dynamodb, table, WAITS_DUE)
 
 
 def _count(dynamodb: Any, table: str, partition: str) -> int:

@@ -267,6 +267,7 @@ def test_status_reads_the_stack_the_function_and_runs_by_status(deployed: Deploy
         "by_status": {"running": 2, "completed": 2, "failed": 1, "cancelled": 0},
         "waiting": 1,
     }
+    assert status["open_waits"] == 0
     assert status["function"]["timeout_seconds"] == 300
     assert status["last_deploy"]["number"] == 1
     text = deployed.llamaws("status").stdout

@@ -17,8 +17,7 @@ import pytest
 from llamaws.adapter.config import resolve_deployment
 from llamaws.adapter.errors import ConfigError
 from llamaws.adapter.secrets import load_app_secrets
-from llamaws.adapter.store import table as layout
-from llamaws.adapter.store.table import create_table
+from llamaws.adapter.store.table import create_table, wait_due_key, wait_key
 from llamaws.ops.logs import follow
 from llamaws.ops.secrets import SecretStore, env_file_values, masked, push_values, read_values
 from llamaws.ops.status import count_runs, open_waits
@@ -134,24 +133,17 @@ def table(moto_server: MotoServer) -> Iterator[tuple[Any, str]]:
     yield client, name
 
 
-def test_open_waits_are_not_tracked_until_the_layout_has_wait_tokens(
-    table: tuple[Any, str], monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_open_waits_are_counted_from_the_index_without_a_scan(table: tuple[Any, str]) -> None:
     client, name = table
-    monkeypatch.delattr(layout, "WAITS_DUE", raising=False)
-    assert open_waits(client, name) is None
-    # The hook: a layout that names the index partition of open waits gets them counted.
-    monkeypatch.setattr(layout, "WAITS_DUE", "WAIT#DUE", raising=False)
-    for n in range(3):
-        client.put_item(
-            TableName=name,
-            Item={
-                "PK": {"S": f"H#h{n}"},
-                "SK": {"S": f"W#secret{n}"},
-                "GSI1PK": {"S": "WAIT#DUE"},
-                "GSI1SK": {"S": f"{n:015d}#t{n}"},
-            },
-        )
+    assert open_waits(client, name) == 0
+    for n in range(3):  # open waits with a deadline, keyed as the layout says
+        item = {**wait_key(f"h{n}", f"secret{n}"), **wait_due_key(1_000 + n, f"token{n}")}
+        client.put_item(TableName=name, Item={k: {"S": v} for k, v in item.items()})
+    client.put_item(  # a closed wait has no index keys
+        TableName=name, Item={k: {"S": v} for k, v in wait_key("h9", "closed").items()}
+    )
+    scans: list[str] = []
+    client.meta.events.register("before-call.dynamodb.Scan", lambda **_: scans.append("Scan"))
     assert open_waits(client, name) == 3
     assert count_runs(client, name).by_status == {
         "running": 0,
@@ -159,6 +151,7 @@ def test_open_waits_are_not_tracked_until_the_layout_has_wait_tokens(
         "failed": 0,
         "cancelled": 0,
     }
+    assert scans == []
 
 
 def test_the_handler_statuses_counted_are_the_servers() -> None:
