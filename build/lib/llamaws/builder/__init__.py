@@ -1,1 +1,0 @@
-"""llamaws builder (see DESIGN.md)."""

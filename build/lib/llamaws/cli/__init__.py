@@ -1,1 +1,0 @@
-"""The ``llamaws`` command line."""

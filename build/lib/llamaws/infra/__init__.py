@@ -1,1 +1,0 @@
-"""llamaws infra (see DESIGN.md)."""

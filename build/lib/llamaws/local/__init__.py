@@ -1,1 +1,0 @@
-"""The local emulator of ``llamactl serve``: ``llamaws serve``."""
