@@ -41,6 +41,7 @@ import logging
 import os
 import queue
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -98,6 +99,8 @@ class LambdaSettings:
     memory_mb: int = 1024
     handler: str = LAMBDA_HANDLER
     extra_env: Mapping[str, str] = field(default_factory=dict)
+    python: str = sys.executable
+    """The interpreter of the app's environment (the containers run the handler with it)."""
 
     @property
     def s3_endpoint_url(self) -> str:
@@ -503,6 +506,7 @@ class LambdaService:
                 function_name=f"llamaws-{self.settings.table}",
                 log=self.log,
                 die_with_parent=True,
+                python=self.settings.python,
             )
 
         self.pool = ContainerPool(make_container, self.settings.containers)
@@ -564,6 +568,7 @@ def lambda_settings(
     containers: int,
     sweep_interval: float,
     timeout: float,
+    python: str = sys.executable,
 ) -> tuple[LambdaSettings, LocalEngine | None]:
     """Resolve the function's settings; start a local engine when no endpoint is given."""
     endpoint = dynamodb_endpoint or os.environ.get("AWS_ENDPOINT_URL_DYNAMODB") or None
@@ -588,5 +593,6 @@ def lambda_settings(
         sweep_interval=sweep_interval,
         timeout=timeout,
         extra_env=extra_env,
+        python=python,
     )
     return settings, engine

@@ -1,101 +1,133 @@
-"""``llamaws serve``: the deployment's app on uvicorn, like ``llamactl serve``."""
+"""``llamaws serve``: the deployment's app, like ``llamactl serve``.
+
+This process (the CLI, in llamaws's own environment) resolves the config, prepares
+the app's environment (:mod:`.environments`), binds the port, runs the UI dev server
+(or builds the preview) and supervises; the app server itself runs in the app's
+environment with the app's folder as working directory (:mod:`.apphost`), restarted
+on source changes (:mod:`.reload`). ``--lambda`` serves through the Lambda handler in
+RIE containers that run in the same environment and folder.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import errno
 import logging
 import os
+import signal
 import socket
 import sys
+import tempfile
+import threading
 import time
+import tomllib
 import webbrowser
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Literal
+from types import FrameType
 
-from llamaws.adapter.config import Deployment, resolve_deployment, resolve_environment
+from llamaws.adapter.config import Deployment, missing_env_files, resolve_deployment
 from llamaws.adapter.errors import LlamawsError
 
-from .stores import Persistence
+from .app_server import apply_environment
+from .options import LogFormat, Persistence, ServeOptions
 
-__all__ = ["ServeOptions", "serve"]
+__all__ = ["LogFormat", "Persistence", "ServeOptions", "serve"]
 
 logger = logging.getLogger("llamaws.serve")
 
-LogFormat = Literal["console", "json"]
-
-
-@dataclass(frozen=True)
-class ServeOptions:
-    """What ``llamaws serve`` was asked for (the CLI flags)."""
-
-    app_dir: Path = Path(".")
-    host: str = "127.0.0.1"
-    port: int = 4501
-    persistence: Persistence = "local"
-    local_persistence_path: Path | None = None
-    dynamodb_endpoint: str | None = None
-    dynamodb_table: str | None = None
-    s3_bucket: str | None = None
-    log_level: str = "INFO"
-    log_format: LogFormat = "console"
-    reload: bool = True
-    open_browser: bool = True
-    install: bool = True
-    idle_timeout: float = 60.0
-    ui_port: int | None = None
-    """The UI dev server's port; ``None``: the config's ``ui.proxy_port`` (4502)."""
-    preview: bool = False
-    """Build the UI and serve it statically instead of running its dev server."""
-    lambda_mode: bool = False
-    """Every request through the real Lambda handler in RIE containers (``--lambda``)."""
-    lambda_containers: int = 2
-    """``--lambda``: most containers running at once (each serves one invocation)."""
-    lambda_timeout: float = 60.0
-    """``--lambda``: the function timeout in seconds."""
-    sweep_interval: float = 60.0
-    """``--lambda``: seconds between sweep invocations (0: none)."""
+LLAMA_CLOUD_KEY = "LLAMA_CLOUD_API_KEY"
 
 
 def serve(options: ServeOptions) -> None:
     """Resolve, prepare and serve the deployment until interrupted."""
-    deployment = _prepare(options)
+    options = options.absolute()
+    if options.lambda_mode and options.persistence == "memory":
+        raise LlamawsError(
+            "--lambda keeps runs in DynamoDB: --persistence memory is not shared by containers",
+            hint="Drop --persistence (a local engine is started) or pass --persistence dynamodb.",
+        )
+    deployment = resolve_deployment(options.app_dir)
+    _warn_about_config(deployment)
+    apply_environment(deployment, os.environ)
+    from .environments import ensure_environment
+
+    environment = ensure_environment(deployment.config_dir, install=options.install)
     sock = _bind(options.host, options.port)
+    options = dataclasses.replace(options, port=int(sock.getsockname()[1]))  # --port 0
     from .ui import ui_running
 
-    with ui_running(
-        deployment,
-        preview=options.preview,
-        install=options.install,
-        ui_port=options.ui_port,
-        server_port=options.port,
+    with (
+        _sigterm_as_interrupt(),
+        _ui_status_file() as status_file,
+        ui_running(
+            deployment,
+            preview=options.preview,
+            install=options.install,
+            ui_port=options.ui_port,
+            server_port=options.port,
+            status_file=status_file,
+        ),
     ):
+        options = dataclasses.replace(options, ui_status_file=status_file)
+        if options.open_browser:
+            landing = "ui/" if deployment.config.ui is not None else "docs"
+            _open_when_ready(
+                f"http://{_client_host(options.host)}:{options.port}/health",
+                f"http://{options.host}:{options.port}{deployment.base_path}/{landing}",
+            )
         if options.lambda_mode:
-            _announce(options, deployment)
-            _run_lambda(options, deployment, sock)
+            _run_lambda(options, deployment, sock, environment.python)
         elif options.reload:
-            _announce(options, deployment)
-            _serve_with_reload(options, deployment, sock)
+            _serve_with_reload(options, deployment, sock, environment.python)
         else:
-            _run(options, deployment, sock, announce=True)
+            _serve_once(options, deployment, sock, environment.python)
 
 
-def _announce(options: ServeOptions, deployment: Deployment) -> None:
-    url = f"http://{options.host}:{options.port}{deployment.base_path}/"
-    print(f"llamaws: serving '{deployment.name}' at {url}", file=sys.stderr, flush=True)
+def _warn_about_config(deployment: Deployment) -> None:
+    """Say what the app's config asks for that this run cannot honour."""
+    for path in missing_env_files(deployment):
+        _warn(f"the env file {path} listed in env_files does not exist; it is skipped")
+    requires = _requires_python(deployment.config_dir)
+    if requires is not None:
+        from packaging.specifiers import InvalidSpecifier, SpecifierSet
+
+        here = ".".join(map(str, sys.version_info[:3]))
+        with contextlib.suppress(InvalidSpecifier):
+            if not SpecifierSet(requires).contains(here, prereleases=True):
+                _warn(
+                    f"the app requires Python {requires} but llamaws runs on Python {here}; "
+                    "the app runs on that one (install llamaws with a matching Python)"
+                )
+    if deployment.config.llama_cloud and not _has_llama_cloud_key(deployment):
+        _warn(
+            f"llama_cloud = true but {LLAMA_CLOUD_KEY} is not set (environment or env files): "
+            "the app may not work. Set it, e.g. in .env"
+        )
 
 
-def _prepare(options: ServeOptions) -> Deployment:
-    deployment = resolve_deployment(options.app_dir)
-    os.environ.update(resolve_environment(deployment, os.environ))
-    if options.install:
-        from .dependencies import install_missing
+def _has_llama_cloud_key(deployment: Deployment) -> bool:
+    from llamaws.adapter.config import resolve_environment
 
-        installed = install_missing(deployment.config_dir)
-        if installed:
-            print(f"llamaws: installed {', '.join(installed)}", file=sys.stderr)
-    return deployment
+    with contextlib.suppress(LlamawsError):
+        values = resolve_environment(deployment, {})
+        if values.get(LLAMA_CLOUD_KEY):
+            return True
+    return bool(os.environ.get(LLAMA_CLOUD_KEY))
+
+
+def _requires_python(config_dir: Path) -> str | None:
+    pyproject = config_dir / "pyproject.toml"
+    with contextlib.suppress(OSError, tomllib.TOMLDecodeError):
+        with pyproject.open("rb") as handle:
+            value = tomllib.load(handle).get("project", {}).get("requires-python")
+        return value if isinstance(value, str) else None
+    return None
+
+
+def _warn(message: str) -> None:
+    print(f"llamaws: warning: {message}.", file=sys.stderr, flush=True)
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -114,80 +146,68 @@ def _bind(host: str, port: int) -> socket.socket:
                 hint="Stop the other server or pass --port.",
             ) from exc
         raise LlamawsError(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
+    sock.listen(2048)
     sock.set_inheritable(True)
     return sock
 
 
-def _run(
-    options: ServeOptions,
-    deployment: Deployment,
-    sock: socket.socket | None,
-    *,
-    announce: bool = False,
+def _serve_once(
+    options: ServeOptions, deployment: Deployment, sock: socket.socket, python: Path
 ) -> None:
-    """Build the app and serve it on ``sock`` (or bind the port) until stopped.
+    """``--no-reload``: one app server process, in the app's environment and folder."""
+    from .apphost import AppHost
 
-    With ``announce`` the "serving at" line is printed once the app is built, so a
-    workflow that fails to import is the only thing reported.
-    """
-    import uvicorn
+    host = AppHost(python, options, sock, deployment.config_dir, once=True).start()
+    try:
+        code = host.wait()
+    except KeyboardInterrupt:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        host.interrupt()
+        with contextlib.suppress(Exception):
+            host.process.wait(15) if host.process is not None else None
+        host.close()
+        raise
+    if code not in (0, 130, -signal.SIGINT, -signal.SIGTERM):
+        raise SystemExit(1)  # the app server printed its one Error line
 
-    from llamaws.adapter.app import create_app
-    from llamaws.adapter.loader import load_workflows
 
-    from .logs import configure_logging
-    from .stores import DynamoOptions, open_store
-    from .ui import emulator_routes
+def _serve_with_reload(
+    options: ServeOptions, deployment: Deployment, sock: socket.socket, python: Path
+) -> None:
+    from .apphost import AppHost
+    from .environments import ensure_environment
+    from .reload import SourceFilter, serve_with_reload, watch_targets
 
-    log_config = configure_logging(options.log_level, options.log_format)
-    workflows = load_workflows(deployment)
-    store = open_store(
-        options.persistence,
-        deployment.config_dir,
-        options.local_persistence_path,
-        dynamodb=DynamoOptions(
-            options.dynamodb_endpoint, options.dynamodb_table, options.s3_bucket
-        ),
-        deployment_name=deployment.name,
+    def start_host(interpreter: Path) -> AppHost:
+        return AppHost(interpreter, options, sock, deployment.config_dir).start()
+
+    def refresh_environment() -> Path:
+        return ensure_environment(deployment.config_dir, install=options.install).python
+
+    serve_with_reload(
+        start_host,
+        python,
+        watch_paths=watch_targets(deployment.config_dir, deployment.config.env_files),
+        watch_filter=SourceFilter(deployment.config.env_files),
+        health_url=f"http://{_client_host(options.host)}:{options.port}/health",
+        announce=lambda: _announce(options, deployment),
+        refresh_environment=refresh_environment if options.install else None,
     )
-    app = create_app(
-        deployment,
-        workflows,
-        store,
-        idle_timeout=options.idle_timeout,
-        extra_routes=emulator_routes(deployment, preview=options.preview, ui_port=options.ui_port),
-    )
-    config = uvicorn.Config(
-        app.app,
-        host=options.host,
-        port=options.port,
-        log_level=options.log_level.lower(),
-        log_config=log_config,
-        lifespan="on",
-        timeout_graceful_shutdown=3,
-    )
-    server = uvicorn.Server(config)
-    if announce:
-        _announce(options, deployment)
-    if options.open_browser:
-        landing = "ui/" if deployment.config.ui is not None else "docs"
-        _open_when_ready(
-            server, f"http://{options.host}:{options.port}{deployment.base_path}/{landing}"
-        )
-    server.run(sockets=[sock] if sock is not None else None)
 
 
-def _run_lambda(options: ServeOptions, deployment: Deployment, sock: socket.socket) -> None:
+def _announce(options: ServeOptions, deployment: Deployment) -> None:
+    url = f"http://{options.host}:{options.port}{deployment.base_path}/"
+    print(f"llamaws: serving '{deployment.name}' at {url}", file=sys.stderr, flush=True)
+
+
+def _run_lambda(
+    options: ServeOptions, deployment: Deployment, sock: socket.socket, python: Path
+) -> None:
     """``--lambda``: serve through ``llamaws.adapter.handler`` in RIE containers (no reload)."""
     from .lambda_mode import lambda_settings, serve_lambda
     from .logs import configure_logging
     from .ui import emulator_routes
 
-    if options.persistence == "memory":
-        raise LlamawsError(
-            "--lambda keeps runs in DynamoDB: --persistence memory is not shared by containers",
-            hint="Drop --persistence (a local engine is started) or pass --persistence dynamodb.",
-        )
     settings, engine = lambda_settings(
         app_dir=options.app_dir,
         deployment_name=deployment.name,
@@ -197,6 +217,7 @@ def _run_lambda(options: ServeOptions, deployment: Deployment, sock: socket.sock
         containers=options.lambda_containers,
         sweep_interval=options.sweep_interval,
         timeout=options.lambda_timeout,
+        python=str(python),
     )
     print(
         f"llamaws: --lambda: up to {settings.containers} container(s) running "
@@ -205,6 +226,7 @@ def _run_lambda(options: ServeOptions, deployment: Deployment, sock: socket.sock
         file=sys.stderr,
         flush=True,
     )
+    _announce(options, deployment)
     try:
         serve_lambda(
             settings,
@@ -214,7 +236,10 @@ def _run_lambda(options: ServeOptions, deployment: Deployment, sock: socket.sock
             log_level=options.log_level,
             log_config=configure_logging(options.log_level, options.log_format),
             extra_routes=emulator_routes(
-                deployment, preview=options.preview, ui_port=options.ui_port
+                deployment,
+                preview=options.preview,
+                ui_port=options.ui_port,
+                ui_status_file=options.ui_status_file,
             ),
         )
     finally:
@@ -222,38 +247,21 @@ def _run_lambda(options: ServeOptions, deployment: Deployment, sock: socket.sock
             engine.stop()
 
 
-def _open_when_ready(server: object, url: str) -> None:
-    import threading
+def _open_when_ready(health_url: str, url: str) -> None:
+    """Open ``url`` in a browser once ``health_url`` answers 200 (gives up after 60 s)."""
+    import httpx
 
     def wait_and_open() -> None:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and not getattr(server, "started", False):
-            time.sleep(0.1)
-        if getattr(server, "started", False):
-            webbrowser.open(url)
+        deadline = time.monotonic() + 60
+        with httpx.Client(timeout=2.0, trust_env=False) as client:
+            while time.monotonic() < deadline:
+                with contextlib.suppress(httpx.HTTPError):
+                    if client.get(health_url).status_code == 200:
+                        webbrowser.open(url)
+                        return
+                time.sleep(0.1)
 
     threading.Thread(target=wait_and_open, daemon=True).start()
-
-
-def _serve_with_reload(options: ServeOptions, deployment: Deployment, sock: socket.socket) -> None:
-    from .reload import SourceFilter, serve_with_reload, watch_targets
-
-    child = dataclasses.replace(options, reload=False, open_browser=False)
-    serve_with_reload(
-        sock,
-        _child_main,
-        (child, options.open_browser),
-        watch_paths=watch_targets(deployment.config_dir, deployment.config.env_files),
-        watch_filter=SourceFilter(deployment.config.env_files),
-        health_url=f"http://{_client_host(options.host)}:{options.port}/health",
-        preload=(
-            "uvicorn",
-            "llamaws.adapter.app",
-            "llamaws.adapter.loader",
-            "llamaws.local.stores",
-            "llamaws.local.ui",
-        ),
-    )
 
 
 def _client_host(host: str) -> str:
@@ -264,16 +272,28 @@ def _client_host(host: str) -> str:
     return f"[{host}]" if ":" in host else host
 
 
-def _child_main(options: ServeOptions, open_browser: bool, sock: socket.socket) -> None:
-    """Entry point of the reloadable server process (serves on the supervisor's socket)."""
-    import signal
-
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+@contextlib.contextmanager
+def _ui_status_file() -> Iterator[Path]:
+    """A file where the UI side says why the dev server is not there (read by the proxy)."""
+    fd, name = tempfile.mkstemp(prefix="llamaws-ui-", suffix=".json")
+    os.close(fd)
+    path = Path(name)
     try:
-        deployment = _prepare(options)
-        _run(dataclasses.replace(options, open_browser=open_browser), deployment, sock)
-    except KeyboardInterrupt:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # the supervisor stops this process
-    except LlamawsError as exc:
-        print(f"Error: {exc}", file=sys.stderr, flush=True)
-        print("llamaws: fix the error and save to reload", file=sys.stderr, flush=True)
+        yield path
+    finally:
+        with contextlib.suppress(OSError):
+            path.unlink()
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM stops serve like ^C does (the app host and the UI dev server with it)."""
+
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -20,7 +20,9 @@ def example_copy(tmp_path: Path) -> Callable[[str], Path]:
         shutil.copytree(
             EXAMPLES / name,
             target,
-            ignore=shutil.ignore_patterns("node_modules", "workflows.db*", ".emulator-*"),
+            ignore=shutil.ignore_patterns(
+                "node_modules", "workflows.db*", ".emulator-*", ".llamaws"
+            ),
         )
         return target
 

@@ -152,7 +152,7 @@ def test_fingerprint_follows_dependencies_and_lock_only(tmp_path: Path) -> None:
 
 def locked_versions(profile: dependencies.Profile) -> dict[str, str]:
     """llamaws's pins of ``profile`` for the running Python."""
-    versions = {}
+    versions: dict[str, str] = {}
     for line in dependencies.llamaws_pins(profile):
         requirement = Requirement(line)
         if requirement.marker is None or requirement.marker.evaluate():

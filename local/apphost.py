@@ -1,0 +1,315 @@
+"""The app host: the process in the app's environment that runs (and re-runs) its server.
+
+``llamaws serve`` (the CLI, in llamaws's own environment) binds the port and starts
+``<app env python> -m llamaws.local.apphost`` in the app's folder, handing it the
+listening socket. Two modes:
+
+- ``--once`` (``--no-reload``): the host builds and serves the app itself.
+- fork server (reload): the host imports the server libraries once, then forks a fresh
+  app server for each ``start`` line on its stdin (``stop`` stops it, ``quit`` or the
+  end of stdin ends everything). A reload thus re-imports only the app's own modules,
+  in the app's environment.
+
+The host reports on an events pipe, one line each: ``started <pid>``, ``exited <pid>
+<code>``, and the app server's own ``built <pid>`` / ``failed <pid>`` / ``fatal <pid>``.
+:class:`AppHost` is the CLI's side of that conversation. The host lives in its own
+session (a terminal's ^C reaches the CLI, which forwards it once) and ends when its
+stdin closes, so it never outlives the CLI.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import queue
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from multiprocessing.process import BaseProcess
+from pathlib import Path
+from types import FrameType
+from typing import IO, Any
+
+from .options import ServeOptions
+
+__all__ = ["AppHost", "HostEvent", "main"]
+
+PRELOAD = (
+    "uvicorn",
+    "llamaws.adapter.app",
+    "llamaws.adapter.loader",
+    "llamaws.local.stores",
+    "llamaws.local.ui",
+)
+
+
+# -- the CLI's side -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class HostEvent:
+    """One line from the host: ``kind`` (built, failed, fatal, started, exited), ``pid``."""
+
+    kind: str
+    pid: int
+    code: int | None = None
+
+
+@dataclass
+class AppHost:
+    """Starts and talks to an app host process (see the module docstring)."""
+
+    python: Path
+    options: ServeOptions
+    sock: socket.socket
+    cwd: Path
+    once: bool = False
+    process: subprocess.Popen[bytes] | None = field(default=None, init=False)
+    _events: queue.Queue[HostEvent | None] = field(default_factory=queue.Queue, init=False)
+
+    def start(self) -> AppHost:
+        """Start the host process (in ``--once`` mode it builds and serves at once)."""
+        read_end, write_end = os.pipe()
+        command = [
+            str(self.python), "-m", "llamaws.local.apphost",
+            "--options", self.options.to_json(),
+            "--socket-fd", str(self.sock.fileno()),
+            "--events-fd", str(write_end),
+        ]  # fmt: skip
+        if self.once:
+            command.append("--once")
+        try:
+            self.process = subprocess.Popen(
+                command,
+                cwd=self.cwd,
+                stdin=subprocess.PIPE,
+                pass_fds=(self.sock.fileno(), write_end),
+                start_new_session=True,
+            )
+        finally:
+            os.close(write_end)
+        threading.Thread(
+            target=self._read_events, args=(os.fdopen(read_end, "rb"),), daemon=True
+        ).start()
+        return self
+
+    def _read_events(self, stream: IO[bytes]) -> None:
+        with stream:
+            for raw in stream:
+                parts = raw.decode(errors="replace").split()
+                if len(parts) >= 2 and parts[1].isdigit():
+                    code = (
+                        int(parts[2]) if len(parts) > 2 and parts[2].lstrip("-").isdigit() else None
+                    )
+                    self._events.put(HostEvent(parts[0], int(parts[1]), code))
+        self._events.put(None)  # the host (and every app server) closed the pipe
+
+    def launch(self) -> int | None:
+        """Fork a new app server (stopping the current one); returns its pid."""
+        self._send("start")
+        event = self.next_event(lambda e: e.kind == "started", timeout=30)
+        return event.pid if event is not None else None
+
+    def outcome(self, pid: int | None, timeout: float = 600.0) -> str:
+        """How app server ``pid`` (any, when None) did: built, failed, fatal or exited."""
+        event = self.next_event(
+            lambda e: (
+                e.kind in ("built", "failed", "fatal", "exited") and (pid is None or e.pid == pid)
+            ),
+            timeout=timeout,
+        )
+        return "exited" if event is None else event.kind
+
+    def next_event(self, wanted: Any, timeout: float) -> HostEvent | None:
+        """The next event ``wanted`` accepts (others are dropped); None when the host ended."""
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return None
+            try:
+                event = self._events.get(timeout=remaining)
+            except queue.Empty:
+                return None
+            if event is None:
+                self._events.put(None)  # stays ended for later calls
+                return None
+            if wanted(event):
+                return event
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def interrupt(self) -> None:
+        """Pass a ^C on (the host is in its own session, so a terminal's does not reach it)."""
+        if self.alive():
+            assert self.process is not None
+            with contextlib.suppress(ProcessLookupError):
+                self.process.send_signal(signal.SIGINT)
+
+    def wait(self) -> int:
+        """Wait for the host to end (``--once``); its exit code."""
+        assert self.process is not None
+        return self.process.wait()
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Stop the app server and the host."""
+        process = self.process
+        if process is None:
+            return
+        self._send("quit")
+        with contextlib.suppress(OSError):
+            if process.stdin is not None:
+                process.stdin.close()
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.terminate()
+            try:
+                process.wait(5)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+    def _send(self, line: str) -> None:
+        process = self.process
+        if process is None or process.stdin is None:
+            return
+        with contextlib.suppress(OSError, ValueError):
+            process.stdin.write(f"{line}\n".encode())
+            process.stdin.flush()
+
+
+# -- the host's side ------------------------------------------------------------------
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m llamaws.local.apphost``: see the module docstring."""
+    parser = argparse.ArgumentParser(prog="python -m llamaws.local.apphost")
+    parser.add_argument("--options", required=True)
+    parser.add_argument("--socket-fd", type=int, required=True)
+    parser.add_argument("--events-fd", type=int)
+    parser.add_argument("--once", action="store_true")
+    args = parser.parse_args(argv)
+    options = ServeOptions.from_json(args.options)
+    sock = socket.socket(fileno=args.socket_fd)
+    from .app_server import EventSink
+
+    events = EventSink(args.events_fd)
+    if args.once:
+        threading.Thread(target=_end_with_stdin, daemon=True).start()
+        try:
+            code = _run_server(options, sock, events, announce=True)
+        except KeyboardInterrupt:
+            code = 130
+        return code
+    return _fork_server(options, sock, events)
+
+
+def _run_server(options: ServeOptions, sock: socket.socket, events: Any, *, announce: bool) -> int:
+    from .app_server import run_app_server
+
+    return run_app_server(options, sock, events, announce=announce)
+
+
+def _end_with_stdin() -> None:
+    """``--once``: when the CLI goes away (stdin closes), stop like on SIGTERM."""
+    # os.read, not sys.stdin: a daemon thread holding the buffered reader's lock at
+    # interpreter shutdown is a fatal error.
+    with contextlib.suppress(OSError):
+        while os.read(0, 1024):
+            pass
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
+def _child(options_json: str, sock: socket.socket, events_fd: int | None) -> None:
+    """One app server process (forked from the host)."""
+    from .app_server import EventSink, run_app_server
+
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    _die_with_parent()
+    code = 1
+    try:
+        code = run_app_server(
+            ServeOptions.from_json(options_json), sock, EventSink(events_fd), announce=False
+        )
+    except KeyboardInterrupt:
+        code = 130
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+
+
+def _die_with_parent() -> None:
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
+def _fork_server(options: ServeOptions, sock: socket.socket, events: Any) -> int:
+    import importlib
+    import multiprocessing
+
+    for module in PRELOAD:
+        importlib.import_module(module)
+    # fork: the child inherits the imported libraries and the socket (fast reload);
+    # spawn elsewhere (macOS frameworks are not fork-safe).
+    context: Any = multiprocessing.get_context("fork" if sys.platform == "linux" else "spawn")
+    current: BaseProcess | None = None
+    options_json = options.to_json()
+
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
+    signal.signal(signal.SIGINT, interrupt)
+
+    def watch(process: BaseProcess) -> None:
+        process.join()
+        events.send(f"exited {process.pid} {process.exitcode}")
+
+    try:
+        for raw in sys.stdin:
+            command = raw.strip()
+            if command in ("start", "stop", "quit"):
+                _stop(current)
+                current = None
+            if command == "start":
+                current = context.Process(
+                    target=_child, args=(options_json, sock, events.fd), daemon=False
+                )
+                current.start()
+                events.send(f"started {current.pid}")
+                threading.Thread(target=watch, args=(current,), daemon=True).start()
+            elif command == "quit":
+                break
+    except KeyboardInterrupt:
+        pass
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        _stop(current)
+    return 0
+
+
+def _stop(process: BaseProcess | None, timeout: float = 8.0) -> None:
+    if process is None or not process.is_alive():
+        return
+    process.terminate()
+    process.join(timeout)
+    if process.is_alive():
+        process.kill()
+        process.join(2)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
