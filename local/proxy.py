@@ -3,7 +3,8 @@
 Like ``llamactl serve``: all methods, bodies streamed both ways, hop-by-hop headers
 dropped, the path (with its base path) kept as is; websockets (Vite HMR) are
 relayed with the client's subprotocols offered upstream and the upstream's choice
-returned. Dev server down → 502 ``{"detail": "Upstream server unavailable"}``;
+returned. Dev server down → 502 ``{"detail": "Upstream server unavailable"}``, or 503
+with the reason when the supervisor knows why it is not running (``unavailable``);
 no answer in time → 504.
 """
 
@@ -12,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from urllib.parse import quote
 
 import httpx
@@ -71,8 +72,16 @@ def _strip_hop_by_hop(headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
 class UIProxy:
     """Relays requests under the UI base path to ``upstream`` (``http://127.0.0.1:4502``)."""
 
-    def __init__(self, upstream: str, *, timeout: float = 60.0, connect_timeout: float = 5.0):
+    def __init__(
+        self,
+        upstream: str,
+        *,
+        timeout: float = 60.0,
+        connect_timeout: float = 5.0,
+        unavailable: Callable[[], str | None] | None = None,
+    ):
         self.upstream = upstream.rstrip("/")
+        self._unavailable = unavailable
         self._timeout = httpx.Timeout(timeout, connect=connect_timeout)
         self._client: httpx.AsyncClient | None = None
         # One access line per request is enough: uvicorn already logs it.
@@ -128,6 +137,9 @@ class UIProxy:
             return JSONResponse({"detail": "Upstream server timed out"}, status_code=504)
         except httpx.TransportError as exc:
             logger.debug("UI dev server unavailable: %r", exc)
+            reason = self.why_unavailable()
+            if reason is not None:
+                return JSONResponse({"detail": reason}, status_code=503)
             return JSONResponse({"detail": "Upstream server unavailable"}, status_code=502)
 
         async def body() -> AsyncIterator[bytes]:
@@ -151,6 +163,10 @@ class UIProxy:
         response.raw_headers = [(k.encode("latin-1"), v.encode("latin-1"))
                                 for k, v in response_headers]  # fmt: skip
         return response
+
+    def why_unavailable(self) -> str | None:
+        """Why the dev server is not running, when the supervisor recorded it."""
+        return self._unavailable() if self._unavailable is not None else None
 
     async def websocket(self, websocket: WebSocket) -> None:
         """Relay a websocket both ways, negotiating the subprotocol with upstream."""
@@ -179,19 +195,20 @@ class UIProxy:
             )
         except (OSError, InvalidHandshake, TimeoutError) as exc:
             logger.debug("UI dev server websocket unavailable: %r", exc)
+            reason = None if isinstance(exc, InvalidStatus) else self.why_unavailable()
             await _deny(websocket, exc.response.status_code if isinstance(exc, InvalidStatus)
-                        else 502)  # fmt: skip
+                        else 503 if reason else 502, reason)  # fmt: skip
             return
         async with upstream:
             await websocket.accept(subprotocol=upstream.subprotocol)
             await _relay(websocket, upstream)
 
 
-async def _deny(websocket: WebSocket, status: int) -> None:
+async def _deny(websocket: WebSocket, status: int, reason: str | None = None) -> None:
     """Refuse the handshake with an HTTP status (or close when the server cannot)."""
     if "websocket.http.response" in websocket.scope.get("extensions", {}):
-        body = {"detail": "Upstream server unavailable"} if status == 502 else {
-            "detail": f"Upstream server answered {status}"}  # fmt: skip
+        body = {"detail": reason} if reason else {"detail": "Upstream server unavailable"} if (
+            status == 502) else {"detail": f"Upstream server answered {status}"}  # fmt: skip
         await websocket.send_denial_response(JSONResponse(body, status_code=status))
     else:
         await websocket.close(code=1011)
