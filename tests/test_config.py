@@ -2,9 +2,10 @@
 
 The rules mirror ``llamactl serve`` 0.10.4 / ``llama-agents-core`` 0.10.2
 (``read_deployment_config``) and llama-agents-appserver 0.12.2
-(``parse_environment_variables``, ``validate_required_env_vars``); see
-docs in /work/shared/REFERENCE.md, section "``llamactl serve``". The last test
-compares with the reference itself when it happens to be importable.
+(``parse_environment_variables``, ``validate_required_env_vars``). The last tests
+compare with the references themselves: ``llama-agents-core`` (a dev dependency) for
+the resolution, and ``llamactl`` 0.10.4 (installed into its own venv under
+``.llamaws/reference/``) for the LlamaCloud settings it injects.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import sys
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
@@ -19,7 +21,12 @@ from typing import Any
 
 import pytest
 
-from llamaws.adapter.config import Deployment, resolve_deployment, resolve_environment
+from llamaws.adapter.config import (
+    Deployment,
+    llama_cloud_environment,
+    resolve_deployment,
+    resolve_environment,
+)
 from llamaws.adapter.errors import ConfigError
 
 WORKFLOWS = '[workflows]\necho = "app:echo"\n'
@@ -60,11 +67,14 @@ def app(tmp_path: Path) -> Path:
 
 
 def test_llama_agents_toml_wins_over_llama_deploy_toml(app: Path) -> None:
-    write(app, {
-        "llama_agents.toml": f'name = "agents"\n{WORKFLOWS}',
-        "llama_deploy.toml": 'name = "deploy"\n[workflows]\nother = "other:wf"\n',
-        "pyproject.toml": pyproject(body='name = "pyproject"\n'),
-    })
+    write(
+        app,
+        {
+            "llama_agents.toml": f'name = "agents"\n{WORKFLOWS}',
+            "llama_deploy.toml": 'name = "deploy"\n[workflows]\nother = "other:wf"\n',
+            "pyproject.toml": pyproject(body='name = "pyproject"\n'),
+        },
+    )
     deployment = resolve_deployment(app)
     assert deployment.name == "agents"
     assert deployment.config.workflows == {"echo": "app:echo"}
@@ -72,30 +82,40 @@ def test_llama_agents_toml_wins_over_llama_deploy_toml(app: Path) -> None:
 
 
 def test_llama_deploy_toml_wins_over_pyproject(app: Path) -> None:
-    write(app, {
-        "llama_deploy.toml": f'name = "deploy"\n{WORKFLOWS}',
-        "pyproject.toml": pyproject("llamaagents", 'name = "pyproject"\n'),
-    })
+    write(
+        app,
+        {
+            "llama_deploy.toml": f'name = "deploy"\n{WORKFLOWS}',
+            "pyproject.toml": pyproject("llamaagents", 'name = "pyproject"\n'),
+        },
+    )
     deployment = resolve_deployment(app)
     assert deployment.name == "deploy"
     assert deployment.config_file == (app / "llama_deploy.toml").resolve()
 
 
 def test_toml_file_without_workflows_does_not_fall_back_to_pyproject(app: Path) -> None:
-    write(app, {
-        "llama_deploy.toml": 'name = "deploy"\n',
-        "pyproject.toml": pyproject(body=f'name = "pyproject"\n{TOOL_WORKFLOWS}'),
-    })
+    write(
+        app,
+        {
+            "llama_deploy.toml": 'name = "deploy"\n',
+            "pyproject.toml": pyproject(body=f'name = "pyproject"\n{TOOL_WORKFLOWS}'),
+        },
+    )
     error = config_error(app)
     assert error.message == f"{(app / 'llama_deploy.toml').resolve()}: no workflows configured"
 
 
 def test_tool_llamaagents_wins_over_tool_llamadeploy(app: Path) -> None:
-    write(app, {
-        "pyproject.toml": pyproject("llamaagents", 'name = "agents"\n[tool.llamaagents.workflows]\n'
-                                    'echo = "app:echo"\n')
-        + '\n[tool.llamadeploy]\nname = "deploy"\n[tool.llamadeploy.workflows]\nold = "old:wf"\n',
-    })
+    write(
+        app,
+        {
+            "pyproject.toml": pyproject(
+                "llamaagents", 'name = "agents"\n[tool.llamaagents.workflows]\necho = "app:echo"\n'
+            )
+            + '\n[tool.llamadeploy]\nname = "deploy"\n[tool.llamadeploy.workflows]\nold = "old:wf"\n',
+        },
+    )
     deployment = resolve_deployment(app)
     assert deployment.name == "agents"
     assert deployment.config.workflows == {"echo": "app:echo"}
@@ -103,21 +123,28 @@ def test_tool_llamaagents_wins_over_tool_llamadeploy(app: Path) -> None:
 
 
 def test_tool_llamadeploy_is_read_without_tool_llamaagents(app: Path) -> None:
-    write(app, {
-        "pyproject.toml": pyproject(body='name = "deploy"\n[tool.llamadeploy.workflows]\n'
-                                    'echo = "app:echo"\n'),
-    })
+    write(
+        app,
+        {
+            "pyproject.toml": pyproject(
+                body='name = "deploy"\n[tool.llamadeploy.workflows]\necho = "app:echo"\n'
+            ),
+        },
+    )
     deployment = resolve_deployment(app)
     assert (deployment.name, deployment.config.workflows) == ("deploy", {"echo": "app:echo"})
 
 
 @pytest.mark.parametrize("file_name", ["pyproject.toml", "llama_deploy.toml", "llama_agents.toml"])
 def test_config_file_given_as_path_resolves_its_directory(app: Path, file_name: str) -> None:
-    write(app, {
-        "llama_agents.toml": f'name = "agents"\n{WORKFLOWS}',
-        "llama_deploy.toml": f'name = "deploy"\n{WORKFLOWS}',
-        "pyproject.toml": pyproject(),
-    })
+    write(
+        app,
+        {
+            "llama_agents.toml": f'name = "agents"\n{WORKFLOWS}',
+            "llama_deploy.toml": f'name = "deploy"\n{WORKFLOWS}',
+            "pyproject.toml": pyproject(),
+        },
+    )
     deployment = resolve_deployment(app / file_name)
     # The file names the directory; the precedence inside it is unchanged.
     assert deployment.name == "agents"
@@ -136,19 +163,28 @@ def test_relative_path_is_resolved(app: Path, monkeypatch: pytest.MonkeyPatch) -
 
 
 def test_missing_name_becomes_project_name_verbatim(app: Path) -> None:
-    write(app, {
-        "pyproject.toml": pyproject(body='[tool.llamadeploy.workflows]\necho = "app:echo"\n',
-                                    project="My_App.v2"),
-    })
+    write(
+        app,
+        {
+            "pyproject.toml": pyproject(
+                body='[tool.llamadeploy.workflows]\necho = "app:echo"\n', project="My_App.v2"
+            ),
+        },
+    )
     # Not normalised (PEP 503 would give "my-app-v2").
     assert resolve_deployment(app).name == "My_App.v2"
 
 
 def test_explicit_name_wins_over_project_name(app: Path) -> None:
-    write(app, {
-        "pyproject.toml": pyproject(body='name = "explicit"\n[tool.llamadeploy.workflows]\n'
-                                    'echo = "app:echo"\n', project="project-name"),
-    })
+    write(
+        app,
+        {
+            "pyproject.toml": pyproject(
+                body='name = "explicit"\n[tool.llamadeploy.workflows]\necho = "app:echo"\n',
+                project="project-name",
+            ),
+        },
+    )
     assert resolve_deployment(app).name == "explicit"
 
 
@@ -168,10 +204,13 @@ def test_name_defaults_to_default_in_llama_deploy_toml(app: Path) -> None:
 def test_project_name_applies_when_pyproject_has_no_tool_section(app: Path) -> None:
     # The reference fills in project.name even without [tool.llamadeploy]; it then wins
     # over the name of the YAML file that supplies the workflows.
-    write(app, {
-        "pyproject.toml": '[project]\nname = "proj"\nversion = "0.1.0"\n',
-        "llama_deploy.yaml": "name: from-yaml\nworkflows:\n  echo: app:echo\n",
-    })
+    write(
+        app,
+        {
+            "pyproject.toml": '[project]\nname = "proj"\nversion = "0.1.0"\n',
+            "llama_deploy.yaml": "name: from-yaml\nworkflows:\n  echo: app:echo\n",
+        },
+    )
     assert resolve_deployment(app).name == "proj"
 
 
@@ -179,10 +218,14 @@ def test_project_name_applies_when_pyproject_has_no_tool_section(app: Path) -> N
 
 
 def test_yaml_is_merged_when_toml_names_no_workflows(app: Path) -> None:
-    write(app, {
-        "pyproject.toml": pyproject(body='name = "toml"\nrequired_env_vars = ["A"]\n'
-                                    '[tool.llamadeploy.env]\nX = "toml"\nY = "toml"\n'),
-        "llama_deploy.yaml": """
+    write(
+        app,
+        {
+            "pyproject.toml": pyproject(
+                body='name = "toml"\nrequired_env_vars = ["A"]\n'
+                '[tool.llamadeploy.env]\nX = "toml"\nY = "toml"\n'
+            ),
+            "llama_deploy.yaml": """
             name: yaml
             workflows:
               echo: app:echo
@@ -191,7 +234,8 @@ def test_yaml_is_merged_when_toml_names_no_workflows(app: Path) -> None:
             env_files: [.env]
             required_env_vars: [B]
         """,
-    })
+        },
+    )
     deployment = resolve_deployment(app)
     config = deployment.config
     assert config.name == "toml"  # a non-default TOML name wins
@@ -203,42 +247,55 @@ def test_yaml_is_merged_when_toml_names_no_workflows(app: Path) -> None:
 
 
 def test_yaml_name_used_when_toml_name_is_default(app: Path) -> None:
-    write(app, {
-        "llama_deploy.toml": "llama_cloud = false\n",
-        "llama_agents.yaml": "name: from-yaml\napp: server:app\n",
-    })
+    write(
+        app,
+        {
+            "llama_deploy.toml": "llama_cloud = false\n",
+            "llama_agents.yaml": "name: from-yaml\napp: server:app\n",
+        },
+    )
     deployment = resolve_deployment(app)
     assert (deployment.name, deployment.config.app) == ("from-yaml", "server:app")
 
 
 def test_yaml_ignored_when_toml_names_workflows(app: Path) -> None:
-    write(app, {
-        "llama_deploy.toml": f'name = "toml"\n{WORKFLOWS}',
-        "llama_deploy.yaml": "name: yaml\nworkflows:\n  other: other:wf\n",
-    })
+    write(
+        app,
+        {
+            "llama_deploy.toml": f'name = "toml"\n{WORKFLOWS}',
+            "llama_deploy.yaml": "name: yaml\nworkflows:\n  other: other:wf\n",
+        },
+    )
     deployment = resolve_deployment(app)
     assert deployment.config.workflows == {"echo": "app:echo"}
     assert deployment.name == "toml"
 
 
 def test_llama_agents_yaml_wins_over_llama_deploy_yaml(app: Path) -> None:
-    write(app, {
-        "llama_agents.yaml": "name: agents\nworkflows:\n  echo: app:echo\n",
-        "llama_deploy.yaml": "name: deploy\nworkflows:\n  other: other:wf\n",
-    })
+    write(
+        app,
+        {
+            "llama_agents.yaml": "name: agents\nworkflows:\n  echo: app:echo\n",
+            "llama_deploy.yaml": "name: deploy\nworkflows:\n  other: other:wf\n",
+        },
+    )
     deployment = resolve_deployment(app)
     assert (deployment.name, deployment.config.workflows) == ("agents", {"echo": "app:echo"})
 
 
 def test_yaml_ui_merges_with_toml_ui(app: Path) -> None:
-    write(app, {
-        "pyproject.toml": pyproject(body='[tool.llamadeploy.ui]\ndirectory = "ui"\n'
-                                    'serve_command = "start"\n'),
-        "llama_deploy.yaml": """
+    write(
+        app,
+        {
+            "pyproject.toml": pyproject(
+                body='[tool.llamadeploy.ui]\ndirectory = "ui"\nserve_command = "start"\n'
+            ),
+            "llama_deploy.yaml": """
             workflows: {echo: "app:echo"}
             ui: {directory: other, serve_command: serve, build_command: compile}
         """,
-    })
+        },
+    )
     ui = resolve_deployment(app).config.ui
     assert ui is not None
     # TOML values that differ from the defaults win; the rest come from the YAML.
@@ -246,8 +303,10 @@ def test_yaml_ui_merges_with_toml_ui(app: Path) -> None:
 
 
 def test_legacy_yaml_services_become_workflows(app: Path) -> None:
-    write(app, {
-        "llama_deploy.yaml": """
+    write(
+        app,
+        {
+            "llama_deploy.yaml": """
             name: legacy
             services:
               echo:
@@ -266,7 +325,8 @@ def test_legacy_yaml_services_become_workflows(app: Path) -> None:
               name: UI
               source: {type: local, location: ui}
         """,
-    })
+        },
+    )
     config = resolve_deployment(app).config
     assert config.name == "legacy"
     # The file-path part of an import path is dropped: src/app.flows -> app.flows.
@@ -277,20 +337,25 @@ def test_legacy_yaml_services_become_workflows(app: Path) -> None:
 
 
 def test_legacy_yaml_default_service_adds_default_workflow(app: Path) -> None:
-    write(app, {
-        "llama_deploy.yaml": """
+    write(
+        app,
+        {
+            "llama_deploy.yaml": """
             name: legacy
             default_service: echo
             services:
               echo: {import_path: "app:echo"}
         """,
-    })
+        },
+    )
     assert resolve_deployment(app).config.workflows == {"echo": "app:echo", "default": "app:echo"}
 
 
 def test_legacy_yaml_accepts_dashed_aliases(app: Path) -> None:
-    write(app, {
-        "llama_deploy.yaml": """
+    write(
+        app,
+        {
+            "llama_deploy.yaml": """
             name: legacy
             default-service: echo
             services:
@@ -299,7 +364,8 @@ def test_legacy_yaml_accepts_dashed_aliases(app: Path) -> None:
             ui:
               source: {name: web}
         """,
-    })
+        },
+    )
     config = resolve_deployment(app).config
     assert config.workflows == {"echo": "app:echo", "other": "other:wf", "default": "app:echo"}
     assert config.env_files == [".env.a"]
@@ -307,14 +373,17 @@ def test_legacy_yaml_accepts_dashed_aliases(app: Path) -> None:
 
 
 def test_legacy_yaml_unknown_default_service_is_an_error(app: Path) -> None:
-    write(app, {
-        "llama_deploy.yaml": """
+    write(
+        app,
+        {
+            "llama_deploy.yaml": """
             name: legacy
             default_service: missing
             services:
               echo: {import_path: "app:echo"}
         """,
-    })
+        },
+    )
     error = config_error(app)
     assert error.message == (
         f"{(app / 'llama_deploy.yaml').resolve()}: field 'default_service' names 'missing', "
@@ -357,8 +426,13 @@ def test_legacy_yaml_service_field_of_the_wrong_type_names_the_field(
 
 
 def test_legacy_yaml_ui_source_must_be_a_mapping(app: Path) -> None:
-    write(app, {"llama_deploy.yaml": "name: x\nservices: {echo: {import_path: 'a:b'}}\n"
-                                     "ui: {source: web}\n"})
+    write(
+        app,
+        {
+            "llama_deploy.yaml": "name: x\nservices: {echo: {import_path: 'a:b'}}\n"
+            "ui: {source: web}\n"
+        },
+    )
     assert config_error(app).message == (
         f"{(app / 'llama_deploy.yaml').resolve()}: field 'ui.source' must be a mapping"
     )
@@ -366,11 +440,14 @@ def test_legacy_yaml_ui_source_must_be_a_mapping(app: Path) -> None:
 
 @pytest.mark.parametrize("file_name", ["deploy.yml", "custom.yaml"])
 def test_yaml_file_given_as_path_is_used(app: Path, file_name: str) -> None:
-    write(app, {
-        "pyproject.toml": pyproject(body='name = "toml"\n'),
-        "llama_deploy.yaml": "workflows:\n  wrong: wrong:wf\n",
-        file_name: "workflows:\n  echo: app:echo\n",
-    })
+    write(
+        app,
+        {
+            "pyproject.toml": pyproject(body='name = "toml"\n'),
+            "llama_deploy.yaml": "workflows:\n  wrong: wrong:wf\n",
+            file_name: "workflows:\n  echo: app:echo\n",
+        },
+    )
     deployment = resolve_deployment(app / file_name)
     assert deployment.config.workflows == {"echo": "app:echo"}
     assert deployment.name == "toml"
@@ -419,10 +496,18 @@ def test_toml_build_output_dir_is_relative_to_config_dir(app: Path) -> None:
 
 
 def test_package_json_llamaagents_key_overrides_ui_fields(app: Path) -> None:
-    ui_app(app, 'directory = "ui"\nbuild_command = "toml-build"\nserve_command = "toml-dev"\n', {
-        "name": "ui",
-        "llamaagents": {"serve_command": "start", "package_manager": "yarn", "proxy_port": 5000},
-    })
+    ui_app(
+        app,
+        'directory = "ui"\nbuild_command = "toml-build"\nserve_command = "toml-dev"\n',
+        {
+            "name": "ui",
+            "llamaagents": {
+                "serve_command": "start",
+                "package_manager": "yarn",
+                "proxy_port": 5000,
+            },
+        },
+    )
     ui = resolve_deployment(app).config.ui
     assert ui is not None
     assert ui.serve_command == "start"
@@ -439,10 +524,13 @@ def test_package_json_llamadeploy_key_is_read_without_llamaagents_key(app: Path)
 
 
 def test_package_json_llamaagents_key_wins_over_llamadeploy_key(app: Path) -> None:
-    ui_app(app, package={
-        "llamaagents": {"serve_command": "agents"},
-        "llamadeploy": {"serve_command": "deploy", "build_command": "deploy"},
-    })
+    ui_app(
+        app,
+        package={
+            "llamaagents": {"serve_command": "agents"},
+            "llamadeploy": {"serve_command": "deploy", "build_command": "deploy"},
+        },
+    )
     ui = resolve_deployment(app).config.ui
     assert ui is not None
     assert (ui.serve_command, ui.build_command) == ("agents", "build")
@@ -592,13 +680,20 @@ def env_app(app: Path, toml: str, files: dict[str, str] | None = None) -> Deploy
 
 
 def test_env_then_each_env_file_in_order_later_overwrites(app: Path) -> None:
-    deployment = env_app(app, 'env_files = [".env", "config/.env.local"]\n'
-                              '[env]\nA = "env"\nB = "env"\nC = "env"\n', {
-        ".env": "B=first\nC=first\nD=first\n",
-        "config/.env.local": "C=second\nE=second\n",
-    })
+    deployment = env_app(
+        app,
+        'env_files = [".env", "config/.env.local"]\n[env]\nA = "env"\nB = "env"\nC = "env"\n',
+        {
+            ".env": "B=first\nC=first\nD=first\n",
+            "config/.env.local": "C=second\nE=second\n",
+        },
+    )
     assert resolve_environment(deployment, {}) == {
-        "A": "env", "B": "first", "C": "second", "D": "first", "E": "second",
+        "A": "env",
+        "B": "first",
+        "C": "second",
+        "D": "first",
+        "E": "second",
     }
 
 
@@ -608,8 +703,9 @@ def test_config_values_overwrite_the_process_environment(app: Path) -> None:
 
 
 def test_empty_values_are_skipped(app: Path) -> None:
-    deployment = env_app(app, 'env_files = [".env"]\n[env]\nA = ""\nB = "kept"\n',
-                         {".env": "C=\nD=''\nE=value\n"})
+    deployment = env_app(
+        app, 'env_files = [".env"]\n[env]\nA = ""\nB = "kept"\n', {".env": "C=\nD=''\nE=value\n"}
+    )
     assert resolve_environment(deployment, {}) == {"B": "kept", "E": "value"}
 
 
@@ -678,8 +774,9 @@ def test_missing_required_env_vars_are_listed_sorted_in_one_message(app: Path) -
 
 
 def test_required_env_var_with_empty_value_counts_as_missing(app: Path) -> None:
-    deployment = env_app(app, 'required_env_vars = ["A", "B"]\nenv_files = [".env"]\n',
-                         {".env": "A=\n"})
+    deployment = env_app(
+        app, 'required_env_vars = ["A", "B"]\nenv_files = [".env"]\n', {".env": "A=\n"}
+    )
     with pytest.raises(ConfigError) as caught:
         resolve_environment(deployment, {"B": ""})
     assert caught.value.message == (
@@ -760,9 +857,18 @@ def test_package_json_section_that_is_not_an_object_names_the_key(app: Path, key
         (WORKFLOWS + UI_DIR + "proxy_port = 65536\n", "ui.proxy_port", "less than or equal"),
     ],
     ids=[
-        "name-space", "name-slash", "name-leading-dash", "name-empty", "workflow-no-colon",
-        "workflow-no-attr", "app-no-colon", "env-files-string", "env-value-int", "ui-no-directory",
-        "proxy-port-zero", "proxy-port-too-big",
+        "name-space",
+        "name-slash",
+        "name-leading-dash",
+        "name-empty",
+        "workflow-no-colon",
+        "workflow-no-attr",
+        "app-no-colon",
+        "env-files-string",
+        "env-value-int",
+        "ui-no-directory",
+        "proxy-port-zero",
+        "proxy-port-too-big",
     ],
 )
 def test_invalid_field_names_the_file_and_the_field(
@@ -814,8 +920,9 @@ def _reference_reader() -> Callable[[Path, Path], Any]:
 
 
 DIFFERENTIAL_CASES: dict[str, tuple[dict[str, str], str]] = {
-    "pyproject-full": ({
-        "pyproject.toml": """
+    "pyproject-full": (
+        {
+            "pyproject.toml": """
             [project]
             name = "proj"
             [tool.llamadeploy]
@@ -830,30 +937,44 @@ DIFFERENTIAL_CASES: dict[str, tuple[dict[str, str], str]] = {
             directory = "ui"
             serve_command = "start"
         """,
-        "ui/package.json": json.dumps({
-            "packageManager": "pnpm@9.1.0",
-            "llamadeploy": {"build_output_dir": "out", "proxy_port": 4600},
-        }),
-    }, "."),
-    "agents-toml-over-deploy-toml": ({
-        "llama_agents.toml": 'name = "agents"\napp = "server:app"\n',
-        "llama_deploy.toml": 'name = "deploy"\napp = "old:app"\n',
-        "pyproject.toml": '[project]\nname = "proj"\n',
-    }, "."),
-    "pyproject-name-from-project": ({
-        "pyproject.toml": '[project]\nname = "my_proj"\n[tool.llamaagents.workflows]\n'
-                          'echo = "app:echo"\n'
-                          '[tool.llamadeploy]\nname = "ignored"\n',
-    }, "."),
-    "yaml-new-format-merged": ({
-        "pyproject.toml": '[project]\nname = "proj"\n[tool.llamadeploy]\n'
-                          '[tool.llamadeploy.env]\nA = "toml"\n',
-        "llama_agents.yaml": "name: yaml\nworkflows: {echo: 'app:echo'}\nenv: {B: yaml}\n"
-                             "ui: {directory: web}\n",
-        "web/package.json": json.dumps({"llamaagents": {"serve_command": "serve"}}),
-    }, "."),
-    "legacy-yaml": ({
-        "llama_deploy.yaml": """
+            "ui/package.json": json.dumps(
+                {
+                    "packageManager": "pnpm@9.1.0",
+                    "llamadeploy": {"build_output_dir": "out", "proxy_port": 4600},
+                }
+            ),
+        },
+        ".",
+    ),
+    "agents-toml-over-deploy-toml": (
+        {
+            "llama_agents.toml": 'name = "agents"\napp = "server:app"\n',
+            "llama_deploy.toml": 'name = "deploy"\napp = "old:app"\n',
+            "pyproject.toml": '[project]\nname = "proj"\n',
+        },
+        ".",
+    ),
+    "pyproject-name-from-project": (
+        {
+            "pyproject.toml": '[project]\nname = "my_proj"\n[tool.llamaagents.workflows]\n'
+            'echo = "app:echo"\n'
+            '[tool.llamadeploy]\nname = "ignored"\n',
+        },
+        ".",
+    ),
+    "yaml-new-format-merged": (
+        {
+            "pyproject.toml": '[project]\nname = "proj"\n[tool.llamadeploy]\n'
+            '[tool.llamadeploy.env]\nA = "toml"\n',
+            "llama_agents.yaml": "name: yaml\nworkflows: {echo: 'app:echo'}\nenv: {B: yaml}\n"
+            "ui: {directory: web}\n",
+            "web/package.json": json.dumps({"llamaagents": {"serve_command": "serve"}}),
+        },
+        ".",
+    ),
+    "legacy-yaml": (
+        {
+            "llama_deploy.yaml": """
             name: legacy
             default_service: echo
             services:
@@ -865,11 +986,23 @@ DIFFERENTIAL_CASES: dict[str, tuple[dict[str, str], str]] = {
             ui:
               source: {location: ui}
         """,
-    }, "."),
-    "yaml-given-as-path": ({
-        "pyproject.toml": '[project]\nname = "proj"\n',
-        "deploy.yml": "workflows: {echo: 'app:echo'}\n",
-    }, "deploy.yml"),
+        },
+        ".",
+    ),
+    "yaml-given-as-path": (
+        {
+            "pyproject.toml": '[project]\nname = "proj"\n',
+            "deploy.yml": "workflows: {echo: 'app:echo'}\n",
+        },
+        "deploy.yml",
+    ),
+    "llama-cloud": (
+        {
+            "pyproject.toml": '[project]\nname = "proj"\n[tool.llamadeploy]\nllama_cloud = true\n'
+            'env_files = [".env"]\n[tool.llamadeploy.workflows]\necho = "app:echo"\n',
+        },
+        ".",
+    ),
 }
 
 
@@ -885,19 +1018,109 @@ def test_resolution_matches_the_reference(app: Path, case: str) -> None:
         ui = config.ui
         return {
             "name": config.name,
+            "llama_cloud": config.llama_cloud,
             "workflows": config.workflows,
             "app": config.app,
             # The reference de-duplicates env files through a set (order lost).
             "env_files": sorted(config.env_files),
             "env": config.env,
             "required_env_vars": sorted(config.required_env_vars),
-            "ui": None if ui is None else {
+            "ui": None
+            if ui is None
+            else {
                 name: getattr(ui, name)
                 for name in (
-                    "directory", "build_output_dir", "package_manager",
-                    "build_command", "serve_command", "proxy_port",
+                    "directory",
+                    "build_output_dir",
+                    "package_manager",
+                    "build_command",
+                    "serve_command",
+                    "proxy_port",
                 )
             },
         }
 
     assert fields(ours) == fields(theirs)
+
+
+# -- LlamaCloud settings, against llamactl 0.10.4 itself ----------------------------------
+
+LLAMACTL_PROBE = """
+import json, os, sys
+from pathlib import Path
+from llama_agents.cli.commands.serve import _maybe_inject_llama_cloud_credentials
+before = dict(os.environ)
+_maybe_inject_llama_cloud_credentials(Path(sys.argv[1]), require_cloud=False)
+print(json.dumps({k: v for k, v in os.environ.items() if before.get(k) != v}))
+"""
+
+LLAMA_CLOUD_CASES: dict[str, tuple[bool, dict[str, str], dict[str, str]]] = {
+    # llama_cloud, the .env file, the process environment
+    "key-and-project-in-env-file": (
+        True, {"LLAMA_CLOUD_API_KEY": "llx-file", "LLAMA_DEPLOY_PROJECT_ID": "p-file"}, {},
+    ),
+    "key-url-project-in-process": (
+        True, {}, {"LLAMA_CLOUD_API_KEY": "llx-proc", "LLAMA_CLOUD_BASE_URL": "https://eu.example",
+                   "LLAMA_AGENTS_PROJECT_ID": "p-proc"},
+    ),
+    "env-file-key-wins-over-process": (
+        True, {"LLAMA_CLOUD_API_KEY": "llx-file"}, {"LLAMA_CLOUD_API_KEY": "llx-proc"},
+    ),
+    "not-llama-cloud": (False, {"LLAMA_CLOUD_API_KEY": "llx-file"}, {}),
+}  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def llamactl_python() -> Path:
+    """``python`` of a venv holding llamactl 0.10.4 (created once, from the package index)."""
+    import shutil
+    import subprocess
+
+    from llamaws.builder.dependencies import uv_binary
+
+    from .support import ROOT
+
+    venv = ROOT / ".llamaws" / "reference" / "llamactl-0.10.4"
+    python = venv / "bin" / "python"
+    if not (venv / "bin" / "llamactl").exists():
+        shutil.rmtree(venv, ignore_errors=True)
+        uv = uv_binary()
+        subprocess.run([uv, "venv", "--quiet", "--python", sys.executable, str(venv)], check=True)
+        subprocess.run(
+            [uv, "pip", "install", "--quiet", "--python", str(python), "llamactl==0.10.4"],
+            check=True,
+        )
+    return python
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", sorted(LLAMA_CLOUD_CASES))
+def test_llama_cloud_settings_match_llamactl(
+    app: Path, tmp_path: Path, llamactl_python: Path, case: str
+) -> None:
+    import subprocess
+
+    llama_cloud, env_file, process = LLAMA_CLOUD_CASES[case]
+    write(app, {
+        "pyproject.toml": pyproject(body=f"llama_cloud = {str(llama_cloud).lower()}\n"
+                                         'env_files = [".env"]\n') + "\n" + TOOL_WORKFLOWS,
+        ".env": "".join(f"{k}={v}\n" for k, v in env_file.items()),
+    })  # fmt: skip
+    keep = ("PATH", "LANG", "SYSTEMROOT")
+    environ = {k: v for k, v in os.environ.items() if k in keep}
+    environ |= {"HOME": str(tmp_path), "XDG_CONFIG_HOME": str(tmp_path / "config"), **process}
+    done = subprocess.run(
+        [str(llamactl_python), "-c", LLAMACTL_PROBE, str(app)],
+        cwd=app, env=environ, capture_output=True, text=True, check=False, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    theirs = json.loads(done.stdout.strip().splitlines()[-1])
+
+    deployment = resolve_deployment(app)
+    merged = {**environ, **resolve_environment(deployment, environ)}
+    ours = {
+        k: v
+        for k, v in llama_cloud_environment(deployment.config, merged).items()
+        if environ.get(k) != v
+    }
+    assert ours == theirs
