@@ -67,14 +67,11 @@ def app(tmp_path: Path) -> Path:
 
 
 def test_llama_agents_toml_wins_over_llama_deploy_toml(app: Path) -> None:
-    write(
-        app,
-        {
-            "llama_agents.toml": f'name = "agents"\n{WORKFLOWS}',
-            "llama_deploy.toml": 'name = "deploy"\n[workflows]\nother = "other:wf"\n',
-            "pyproject.toml": pyproject(body='name = "pyproject"\n'),
-        },
-    )
+    write(app, {
+        "llama_agents.toml": f'name = "agents"\n{WORKFLOWS}',
+        "llama_deploy.toml": 'name = "deploy"\n[workflows]\nother = "other:wf"\n',
+        "pyproject.toml": pyproject(body='name = "pyproject"\n'),
+    })
     deployment = resolve_deployment(app)
     assert deployment.name == "agents"
     assert deployment.config.workflows == {"echo": "app:echo"}
@@ -82,40 +79,30 @@ def test_llama_agents_toml_wins_over_llama_deploy_toml(app: Path) -> None:
 
 
 def test_llama_deploy_toml_wins_over_pyproject(app: Path) -> None:
-    write(
-        app,
-        {
-            "llama_deploy.toml": f'name = "deploy"\n{WORKFLOWS}',
-            "pyproject.toml": pyproject("llamaagents", 'name = "pyproject"\n'),
-        },
-    )
+    write(app, {
+        "llama_deploy.toml": f'name = "deploy"\n{WORKFLOWS}',
+        "pyproject.toml": pyproject("llamaagents", 'name = "pyproject"\n'),
+    })
     deployment = resolve_deployment(app)
     assert deployment.name == "deploy"
     assert deployment.config_file == (app / "llama_deploy.toml").resolve()
 
 
 def test_toml_file_without_workflows_does_not_fall_back_to_pyproject(app: Path) -> None:
-    write(
-        app,
-        {
-            "llama_deploy.toml": 'name = "deploy"\n',
-            "pyproject.toml": pyproject(body=f'name = "pyproject"\n{TOOL_WORKFLOWS}'),
-        },
-    )
+    write(app, {
+        "llama_deploy.toml": 'name = "deploy"\n',
+        "pyproject.toml": pyproject(body=f'name = "pyproject"\n{TOOL_WORKFLOWS}'),
+    })
     error = config_error(app)
     assert error.message == f"{(app / 'llama_deploy.toml').resolve()}: no workflows configured"
 
 
 def test_tool_llamaagents_wins_over_tool_llamadeploy(app: Path) -> None:
-    write(
-        app,
-        {
-            "pyproject.toml": pyproject(
-                "llamaagents", 'name = "agents"\n[tool.llamaagents.workflows]\necho = "app:echo"\n'
-            )
-            + '\n[tool.llamadeploy]\nname = "deploy"\n[tool.llamadeploy.workflows]\nold = "old:wf"\n',
-        },
-    )
+    write(app, {
+        "pyproject.toml": pyproject("llamaagents", 'name = "agents"\n[tool.llamaagents.workflows]\n'
+                                    'echo = "app:echo"\n')
+        + '\n[tool.llamadeploy]\nname = "deploy"\n[tool.llamadeploy.workflows]\nold = "old:wf"\n',
+    })
     deployment = resolve_deployment(app)
     assert deployment.name == "agents"
     assert deployment.config.workflows == {"echo": "app:echo"}
@@ -123,28 +110,21 @@ def test_tool_llamaagents_wins_over_tool_llamadeploy(app: Path) -> None:
 
 
 def test_tool_llamadeploy_is_read_without_tool_llamaagents(app: Path) -> None:
-    write(
-        app,
-        {
-            "pyproject.toml": pyproject(
-                body='name = "deploy"\n[tool.llamadeploy.workflows]\necho = "app:echo"\n'
-            ),
-        },
-    )
+    write(app, {
+        "pyproject.toml": pyproject(body='name = "deploy"\n[tool.llamadeploy.workflows]\n'
+                                    'echo = "app:echo"\n'),
+    })
     deployment = resolve_deployment(app)
     assert (deployment.name, deployment.config.workflows) == ("deploy", {"echo": "app:echo"})
 
 
 @pytest.mark.parametrize("file_name", ["pyproject.toml", "llama_deploy.toml", "llama_agents.toml"])
 def test_config_file_given_as_path_resolves_its_directory(app: Path, file_name: str) -> None:
-    write(
-        app,
-        {
-            "llama_agents.toml": f'name = "agents"\n{WORKFLOWS}',
-            "llama_deploy.toml": f'name = "deploy"\n{WORKFLOWS}',
-            "pyproject.toml": pyproject(),
-        },
-    )
+    write(app, {
+        "llama_agents.toml": f'name = "agents"\n{WORKFLOWS}',
+        "llama_deploy.toml": f'name = "deploy"\n{WORKFLOWS}',
+        "pyproject.toml": pyproject(),
+    })
     deployment = resolve_deployment(app / file_name)
     # The file names the directory; the precedence inside it is unchanged.
     assert deployment.name == "agents"
@@ -163,28 +143,19 @@ def test_relative_path_is_resolved(app: Path, monkeypatch: pytest.MonkeyPatch) -
 
 
 def test_missing_name_becomes_project_name_verbatim(app: Path) -> None:
-    write(
-        app,
-        {
-            "pyproject.toml": pyproject(
-                body='[tool.llamadeploy.workflows]\necho = "app:echo"\n', project="My_App.v2"
-            ),
-        },
-    )
+    write(app, {
+        "pyproject.toml": pyproject(body='[tool.llamadeploy.workflows]\necho = "app:echo"\n',
+                                    project="My_App.v2"),
+    })
     # Not normalised (PEP 503 would give "my-app-v2").
     assert resolve_deployment(app).name == "My_App.v2"
 
 
 def test_explicit_name_wins_over_project_name(app: Path) -> None:
-    write(
-        app,
-        {
-            "pyproject.toml": pyproject(
-                body='name = "explicit"\n[tool.llamadeploy.workflows]\necho = "app:echo"\n',
-                project="project-name",
-            ),
-        },
-    )
+    write(app, {
+        "pyproject.toml": pyproject(body='name = "explicit"\n[tool.llamadeploy.workflows]\n'
+                                    'echo = "app:echo"\n', project="project-name"),
+    })
     assert resolve_deployment(app).name == "explicit"
 
 
@@ -204,13 +175,10 @@ def test_name_defaults_to_default_in_llama_deploy_toml(app: Path) -> None:
 def test_project_name_applies_when_pyproject_has_no_tool_section(app: Path) -> None:
     # The reference fills in project.name even without [tool.llamadeploy]; it then wins
     # over the name of the YAML file that supplies the workflows.
-    write(
-        app,
-        {
-            "pyproject.toml": '[project]\nname = "proj"\nversion = "0.1.0"\n',
-            "llama_deploy.yaml": "name: from-yaml\nworkflows:\n  echo: app:echo\n",
-        },
-    )
+    write(app, {
+        "pyproject.toml": '[project]\nname = "proj"\nversion = "0.1.0"\n',
+        "llama_deploy.yaml": "name: from-yaml\nworkflows:\n  echo: app:echo\n",
+    })
     assert resolve_deployment(app).name == "proj"
 
 
@@ -218,14 +186,10 @@ def test_project_name_applies_when_pyproject_has_no_tool_section(app: Path) -> N
 
 
 def test_yaml_is_merged_when_toml_names_no_workflows(app: Path) -> None:
-    write(
-        app,
-        {
-            "pyproject.toml": pyproject(
-                body='name = "toml"\nrequired_env_vars = ["A"]\n'
-                '[tool.llamadeploy.env]\nX = "toml"\nY = "toml"\n'
-            ),
-            "llama_deploy.yaml": """
+    write(app, {
+        "pyproject.toml": pyproject(body='name = "toml"\nrequired_env_vars = ["A"]\n'
+                                    '[tool.llamadeploy.env]\nX = "toml"\nY = "toml"\n'),
+        "llama_deploy.yaml": """
             name: yaml
             workflows:
               echo: app:echo
@@ -234,8 +198,7 @@ def test_yaml_is_merged_when_toml_names_no_workflows(app: Path) -> None:
             env_files: [.env]
             required_env_vars: [B]
         """,
-        },
-    )
+    })
     deployment = resolve_deployment(app)
     config = deployment.config
     assert config.name == "toml"  # a non-default TOML name wins
@@ -247,55 +210,42 @@ def test_yaml_is_merged_when_toml_names_no_workflows(app: Path) -> None:
 
 
 def test_yaml_name_used_when_toml_name_is_default(app: Path) -> None:
-    write(
-        app,
-        {
-            "llama_deploy.toml": "llama_cloud = false\n",
-            "llama_agents.yaml": "name: from-yaml\napp: server:app\n",
-        },
-    )
+    write(app, {
+        "llama_deploy.toml": "llama_cloud = false\n",
+        "llama_agents.yaml": "name: from-yaml\napp: server:app\n",
+    })
     deployment = resolve_deployment(app)
     assert (deployment.name, deployment.config.app) == ("from-yaml", "server:app")
 
 
 def test_yaml_ignored_when_toml_names_workflows(app: Path) -> None:
-    write(
-        app,
-        {
-            "llama_deploy.toml": f'name = "toml"\n{WORKFLOWS}',
-            "llama_deploy.yaml": "name: yaml\nworkflows:\n  other: other:wf\n",
-        },
-    )
+    write(app, {
+        "llama_deploy.toml": f'name = "toml"\n{WORKFLOWS}',
+        "llama_deploy.yaml": "name: yaml\nworkflows:\n  other: other:wf\n",
+    })
     deployment = resolve_deployment(app)
     assert deployment.config.workflows == {"echo": "app:echo"}
     assert deployment.name == "toml"
 
 
 def test_llama_agents_yaml_wins_over_llama_deploy_yaml(app: Path) -> None:
-    write(
-        app,
-        {
-            "llama_agents.yaml": "name: agents\nworkflows:\n  echo: app:echo\n",
-            "llama_deploy.yaml": "name: deploy\nworkflows:\n  other: other:wf\n",
-        },
-    )
+    write(app, {
+        "llama_agents.yaml": "name: agents\nworkflows:\n  echo: app:echo\n",
+        "llama_deploy.yaml": "name: deploy\nworkflows:\n  other: other:wf\n",
+    })
     deployment = resolve_deployment(app)
     assert (deployment.name, deployment.config.workflows) == ("agents", {"echo": "app:echo"})
 
 
 def test_yaml_ui_merges_with_toml_ui(app: Path) -> None:
-    write(
-        app,
-        {
-            "pyproject.toml": pyproject(
-                body='[tool.llamadeploy.ui]\ndirectory = "ui"\nserve_command = "start"\n'
-            ),
-            "llama_deploy.yaml": """
+    write(app, {
+        "pyproject.toml": pyproject(body='[tool.llamadeploy.ui]\ndirectory = "ui"\n'
+                                    'serve_command = "start"\n'),
+        "llama_deploy.yaml": """
             workflows: {echo: "app:echo"}
             ui: {directory: other, serve_command: serve, build_command: compile}
         """,
-        },
-    )
+    })
     ui = resolve_deployment(app).config.ui
     assert ui is not None
     # TOML values that differ from the defaults win; the rest come from the YAML.
@@ -303,10 +253,8 @@ def test_yaml_ui_merges_with_toml_ui(app: Path) -> None:
 
 
 def test_legacy_yaml_services_become_workflows(app: Path) -> None:
-    write(
-        app,
-        {
-            "llama_deploy.yaml": """
+    write(app, {
+        "llama_deploy.yaml": """
             name: legacy
             services:
               echo:
@@ -325,8 +273,7 @@ def test_legacy_yaml_services_become_workflows(app: Path) -> None:
               name: UI
               source: {type: local, location: ui}
         """,
-        },
-    )
+    })
     config = resolve_deployment(app).config
     assert config.name == "legacy"
     # The file-path part of an import path is dropped: src/app.flows -> app.flows.
@@ -337,25 +284,20 @@ def test_legacy_yaml_services_become_workflows(app: Path) -> None:
 
 
 def test_legacy_yaml_default_service_adds_default_workflow(app: Path) -> None:
-    write(
-        app,
-        {
-            "llama_deploy.yaml": """
+    write(app, {
+        "llama_deploy.yaml": """
             name: legacy
             default_service: echo
             services:
               echo: {import_path: "app:echo"}
         """,
-        },
-    )
+    })
     assert resolve_deployment(app).config.workflows == {"echo": "app:echo", "default": "app:echo"}
 
 
 def test_legacy_yaml_accepts_dashed_aliases(app: Path) -> None:
-    write(
-        app,
-        {
-            "llama_deploy.yaml": """
+    write(app, {
+        "llama_deploy.yaml": """
             name: legacy
             default-service: echo
             services:
@@ -364,8 +306,7 @@ def test_legacy_yaml_accepts_dashed_aliases(app: Path) -> None:
             ui:
               source: {name: web}
         """,
-        },
-    )
+    })
     config = resolve_deployment(app).config
     assert config.workflows == {"echo": "app:echo", "other": "other:wf", "default": "app:echo"}
     assert config.env_files == [".env.a"]
@@ -373,17 +314,14 @@ def test_legacy_yaml_accepts_dashed_aliases(app: Path) -> None:
 
 
 def test_legacy_yaml_unknown_default_service_is_an_error(app: Path) -> None:
-    write(
-        app,
-        {
-            "llama_deploy.yaml": """
+    write(app, {
+        "llama_deploy.yaml": """
             name: legacy
             default_service: missing
             services:
               echo: {import_path: "app:echo"}
         """,
-        },
-    )
+    })
     error = config_error(app)
     assert error.message == (
         f"{(app / 'llama_deploy.yaml').resolve()}: field 'default_service' names 'missing', "
@@ -426,13 +364,8 @@ def test_legacy_yaml_service_field_of_the_wrong_type_names_the_field(
 
 
 def test_legacy_yaml_ui_source_must_be_a_mapping(app: Path) -> None:
-    write(
-        app,
-        {
-            "llama_deploy.yaml": "name: x\nservices: {echo: {import_path: 'a:b'}}\n"
-            "ui: {source: web}\n"
-        },
-    )
+    write(app, {"llama_deploy.yaml": "name: x\nservices: {echo: {import_path: 'a:b'}}\n"
+                                     "ui: {source: web}\n"})
     assert config_error(app).message == (
         f"{(app / 'llama_deploy.yaml').resolve()}: field 'ui.source' must be a mapping"
     )
@@ -440,14 +373,11 @@ def test_legacy_yaml_ui_source_must_be_a_mapping(app: Path) -> None:
 
 @pytest.mark.parametrize("file_name", ["deploy.yml", "custom.yaml"])
 def test_yaml_file_given_as_path_is_used(app: Path, file_name: str) -> None:
-    write(
-        app,
-        {
-            "pyproject.toml": pyproject(body='name = "toml"\n'),
-            "llama_deploy.yaml": "workflows:\n  wrong: wrong:wf\n",
-            file_name: "workflows:\n  echo: app:echo\n",
-        },
-    )
+    write(app, {
+        "pyproject.toml": pyproject(body='name = "toml"\n'),
+        "llama_deploy.yaml": "workflows:\n  wrong: wrong:wf\n",
+        file_name: "workflows:\n  echo: app:echo\n",
+    })
     deployment = resolve_deployment(app / file_name)
     assert deployment.config.workflows == {"echo": "app:echo"}
     assert deployment.name == "toml"
@@ -496,18 +426,10 @@ def test_toml_build_output_dir_is_relative_to_config_dir(app: Path) -> None:
 
 
 def test_package_json_llamaagents_key_overrides_ui_fields(app: Path) -> None:
-    ui_app(
-        app,
-        'directory = "ui"\nbuild_command = "toml-build"\nserve_command = "toml-dev"\n',
-        {
-            "name": "ui",
-            "llamaagents": {
-                "serve_command": "start",
-                "package_manager": "yarn",
-                "proxy_port": 5000,
-            },
-        },
-    )
+    ui_app(app, 'directory = "ui"\nbuild_command = "toml-build"\nserve_command = "toml-dev"\n', {
+        "name": "ui",
+        "llamaagents": {"serve_command": "start", "package_manager": "yarn", "proxy_port": 5000},
+    })
     ui = resolve_deployment(app).config.ui
     assert ui is not None
     assert ui.serve_command == "start"
@@ -524,13 +446,10 @@ def test_package_json_llamadeploy_key_is_read_without_llamaagents_key(app: Path)
 
 
 def test_package_json_llamaagents_key_wins_over_llamadeploy_key(app: Path) -> None:
-    ui_app(
-        app,
-        package={
-            "llamaagents": {"serve_command": "agents"},
-            "llamadeploy": {"serve_command": "deploy", "build_command": "deploy"},
-        },
-    )
+    ui_app(app, package={
+        "llamaagents": {"serve_command": "agents"},
+        "llamadeploy": {"serve_command": "deploy", "build_command": "deploy"},
+    })
     ui = resolve_deployment(app).config.ui
     assert ui is not None
     assert (ui.serve_command, ui.build_command) == ("agents", "build")
@@ -680,20 +599,13 @@ def env_app(app: Path, toml: str, files: dict[str, str] | None = None) -> Deploy
 
 
 def test_env_then_each_env_file_in_order_later_overwrites(app: Path) -> None:
-    deployment = env_app(
-        app,
-        'env_files = [".env", "config/.env.local"]\n[env]\nA = "env"\nB = "env"\nC = "env"\n',
-        {
-            ".env": "B=first\nC=first\nD=first\n",
-            "config/.env.local": "C=second\nE=second\n",
-        },
-    )
+    deployment = env_app(app, 'env_files = [".env", "config/.env.local"]\n'
+                              '[env]\nA = "env"\nB = "env"\nC = "env"\n', {
+        ".env": "B=first\nC=first\nD=first\n",
+        "config/.env.local": "C=second\nE=second\n",
+    })
     assert resolve_environment(deployment, {}) == {
-        "A": "env",
-        "B": "first",
-        "C": "second",
-        "D": "first",
-        "E": "second",
+        "A": "env", "B": "first", "C": "second", "D": "first", "E": "second",
     }
 
 
@@ -703,9 +615,8 @@ def test_config_values_overwrite_the_process_environment(app: Path) -> None:
 
 
 def test_empty_values_are_skipped(app: Path) -> None:
-    deployment = env_app(
-        app, 'env_files = [".env"]\n[env]\nA = ""\nB = "kept"\n', {".env": "C=\nD=''\nE=value\n"}
-    )
+    deployment = env_app(app, 'env_files = [".env"]\n[env]\nA = ""\nB = "kept"\n',
+                         {".env": "C=\nD=''\nE=value\n"})
     assert resolve_environment(deployment, {}) == {"B": "kept", "E": "value"}
 
 
@@ -774,9 +685,8 @@ def test_missing_required_env_vars_are_listed_sorted_in_one_message(app: Path) -
 
 
 def test_required_env_var_with_empty_value_counts_as_missing(app: Path) -> None:
-    deployment = env_app(
-        app, 'required_env_vars = ["A", "B"]\nenv_files = [".env"]\n', {".env": "A=\n"}
-    )
+    deployment = env_app(app, 'required_env_vars = ["A", "B"]\nenv_files = [".env"]\n',
+                         {".env": "A=\n"})
     with pytest.raises(ConfigError) as caught:
         resolve_environment(deployment, {"B": ""})
     assert caught.value.message == (
@@ -857,18 +767,9 @@ def test_package_json_section_that_is_not_an_object_names_the_key(app: Path, key
         (WORKFLOWS + UI_DIR + "proxy_port = 65536\n", "ui.proxy_port", "less than or equal"),
     ],
     ids=[
-        "name-space",
-        "name-slash",
-        "name-leading-dash",
-        "name-empty",
-        "workflow-no-colon",
-        "workflow-no-attr",
-        "app-no-colon",
-        "env-files-string",
-        "env-value-int",
-        "ui-no-directory",
-        "proxy-port-zero",
-        "proxy-port-too-big",
+        "name-space", "name-slash", "name-leading-dash", "name-empty", "workflow-no-colon",
+        "workflow-no-attr", "app-no-colon", "env-files-string", "env-value-int", "ui-no-directory",
+        "proxy-port-zero", "proxy-port-too-big",
     ],
 )
 def test_invalid_field_names_the_file_and_the_field(
@@ -920,9 +821,8 @@ def _reference_reader() -> Callable[[Path, Path], Any]:
 
 
 DIFFERENTIAL_CASES: dict[str, tuple[dict[str, str], str]] = {
-    "pyproject-full": (
-        {
-            "pyproject.toml": """
+    "pyproject-full": ({
+        "pyproject.toml": """
             [project]
             name = "proj"
             [tool.llamadeploy]
@@ -937,44 +837,30 @@ DIFFERENTIAL_CASES: dict[str, tuple[dict[str, str], str]] = {
             directory = "ui"
             serve_command = "start"
         """,
-            "ui/package.json": json.dumps(
-                {
-                    "packageManager": "pnpm@9.1.0",
-                    "llamadeploy": {"build_output_dir": "out", "proxy_port": 4600},
-                }
-            ),
-        },
-        ".",
-    ),
-    "agents-toml-over-deploy-toml": (
-        {
-            "llama_agents.toml": 'name = "agents"\napp = "server:app"\n',
-            "llama_deploy.toml": 'name = "deploy"\napp = "old:app"\n',
-            "pyproject.toml": '[project]\nname = "proj"\n',
-        },
-        ".",
-    ),
-    "pyproject-name-from-project": (
-        {
-            "pyproject.toml": '[project]\nname = "my_proj"\n[tool.llamaagents.workflows]\n'
-            'echo = "app:echo"\n'
-            '[tool.llamadeploy]\nname = "ignored"\n',
-        },
-        ".",
-    ),
-    "yaml-new-format-merged": (
-        {
-            "pyproject.toml": '[project]\nname = "proj"\n[tool.llamadeploy]\n'
-            '[tool.llamadeploy.env]\nA = "toml"\n',
-            "llama_agents.yaml": "name: yaml\nworkflows: {echo: 'app:echo'}\nenv: {B: yaml}\n"
-            "ui: {directory: web}\n",
-            "web/package.json": json.dumps({"llamaagents": {"serve_command": "serve"}}),
-        },
-        ".",
-    ),
-    "legacy-yaml": (
-        {
-            "llama_deploy.yaml": """
+        "ui/package.json": json.dumps({
+            "packageManager": "pnpm@9.1.0",
+            "llamadeploy": {"build_output_dir": "out", "proxy_port": 4600},
+        }),
+    }, "."),
+    "agents-toml-over-deploy-toml": ({
+        "llama_agents.toml": 'name = "agents"\napp = "server:app"\n',
+        "llama_deploy.toml": 'name = "deploy"\napp = "old:app"\n',
+        "pyproject.toml": '[project]\nname = "proj"\n',
+    }, "."),
+    "pyproject-name-from-project": ({
+        "pyproject.toml": '[project]\nname = "my_proj"\n[tool.llamaagents.workflows]\n'
+                          'echo = "app:echo"\n'
+                          '[tool.llamadeploy]\nname = "ignored"\n',
+    }, "."),
+    "yaml-new-format-merged": ({
+        "pyproject.toml": '[project]\nname = "proj"\n[tool.llamadeploy]\n'
+                          '[tool.llamadeploy.env]\nA = "toml"\n',
+        "llama_agents.yaml": "name: yaml\nworkflows: {echo: 'app:echo'}\nenv: {B: yaml}\n"
+                             "ui: {directory: web}\n",
+        "web/package.json": json.dumps({"llamaagents": {"serve_command": "serve"}}),
+    }, "."),
+    "legacy-yaml": ({
+        "llama_deploy.yaml": """
             name: legacy
             default_service: echo
             services:
@@ -986,23 +872,15 @@ DIFFERENTIAL_CASES: dict[str, tuple[dict[str, str], str]] = {
             ui:
               source: {location: ui}
         """,
-        },
-        ".",
-    ),
-    "yaml-given-as-path": (
-        {
-            "pyproject.toml": '[project]\nname = "proj"\n',
-            "deploy.yml": "workflows: {echo: 'app:echo'}\n",
-        },
-        "deploy.yml",
-    ),
-    "llama-cloud": (
-        {
-            "pyproject.toml": '[project]\nname = "proj"\n[tool.llamadeploy]\nllama_cloud = true\n'
-            'env_files = [".env"]\n[tool.llamadeploy.workflows]\necho = "app:echo"\n',
-        },
-        ".",
-    ),
+    }, "."),
+    "yaml-given-as-path": ({
+        "pyproject.toml": '[project]\nname = "proj"\n',
+        "deploy.yml": "workflows: {echo: 'app:echo'}\n",
+    }, "deploy.yml"),
+    "llama-cloud": ({
+        "pyproject.toml": '[project]\nname = "proj"\n[tool.llamadeploy]\nllama_cloud = true\n'
+                          'env_files = [".env"]\n[tool.llamadeploy.workflows]\necho = "app:echo"\n',
+    }, "."),
 }
 
 
@@ -1025,17 +903,11 @@ def test_resolution_matches_the_reference(app: Path, case: str) -> None:
             "env_files": sorted(config.env_files),
             "env": config.env,
             "required_env_vars": sorted(config.required_env_vars),
-            "ui": None
-            if ui is None
-            else {
+            "ui": None if ui is None else {
                 name: getattr(ui, name)
                 for name in (
-                    "directory",
-                    "build_output_dir",
-                    "package_manager",
-                    "build_command",
-                    "serve_command",
-                    "proxy_port",
+                    "directory", "build_output_dir", "package_manager",
+                    "build_command", "serve_command", "proxy_port",
                 )
             },
         }
