@@ -11,6 +11,7 @@ gets a 503 naming the error (JSON; a small page for a browser) until a save fixe
 
 from __future__ import annotations
 
+import gc
 import html
 import os
 import socket
@@ -91,8 +92,15 @@ def run_app_server(
     if announce:
         url = f"http://{options.host}:{options.port}{deployment.base_path}/"
         print(f"llamaws: serving '{deployment.name}' at {url}", file=sys.stderr, flush=True)
+    _collect_from_now_on()
     server.run(sockets=[sock])
     return 0
+
+
+def _collect_from_now_on() -> None:
+    """The app host starts with the collector off: freeze what start-up built, turn it on."""
+    gc.freeze()
+    gc.enable()
 
 
 def _build(options: ServeOptions, deployment: Deployment, sock: socket.socket) -> Any:
@@ -166,6 +174,7 @@ def _serve_failure(options: ServeOptions, sock: socket.socket, exc: LlamawsError
     config = _uvicorn_config(
         failure_app(str(exc)), options, configure_logging(options.log_level, options.log_format)
     )
+    _collect_from_now_on()
     uvicorn.Server(config).run(sockets=[sock])
 
 

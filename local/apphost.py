@@ -4,14 +4,15 @@
 ``<app env python> -m llamaws.local.apphost`` in the app's folder, handing it the
 listening socket. Two modes:
 
-- ``--once`` (``--no-reload``): the host builds and serves the app itself.
-- fork server (reload): the host imports the server libraries once, then forks a fresh
-  app server for each ``start`` line on its stdin (``stop`` stops it, ``quit`` or the
-  end of stdin ends everything). A reload thus re-imports only the app's own modules,
-  in the app's environment.
+- ``run`` (``--no-reload``): the host builds and serves the app itself.
+- fork server (reload): the host forks a fresh app server for each ``start`` line on
+  its stdin (``stop`` stops it, ``quit`` or the end of stdin ends everything). A
+  reload thus re-imports only the app's own modules, in the app's environment.
 
-The host reports on an events pipe, one line each: ``started <pid>``, ``exited <pid>
-<code>``, and the app server's own ``built <pid>`` / ``failed <pid>`` / ``fatal <pid>``.
+The host imports the server libraries as soon as it starts (while the CLI resolves the
+config and starts the UI), then awaits its commands. It reports on an events pipe, one
+line each: ``started <pid>``, ``exited <pid> <code>``, and the app server's own
+``built <pid>`` / ``failed <pid>`` / ``fatal <pid>``.
 :class:`AppHost` is the CLI's side of that conversation. The host lives in its own
 session (a terminal's ^C reaches the CLI, which forwards it once) and ends when its
 stdin closes, so it never outlives the CLI.
@@ -21,6 +22,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
+import importlib
+import multiprocessing
 import os
 import queue
 import signal
@@ -29,7 +33,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from multiprocessing.process import BaseProcess
 from pathlib import Path
@@ -69,12 +73,11 @@ class AppHost:
     options: ServeOptions
     sock: socket.socket
     cwd: Path
-    once: bool = False
     process: subprocess.Popen[bytes] | None = field(default=None, init=False)
     _events: queue.Queue[HostEvent | None] = field(default_factory=queue.Queue, init=False)
 
     def start(self) -> AppHost:
-        """Start the host process (in ``--once`` mode it builds and serves at once)."""
+        """Start the host process: it imports the server libraries, then awaits commands."""
         read_end, write_end = os.pipe()
         command = [
             str(self.python), "-m", "llamaws.local.apphost",
@@ -82,8 +85,6 @@ class AppHost:
             "--socket-fd", str(self.sock.fileno()),
             "--events-fd", str(write_end),
         ]  # fmt: skip
-        if self.once:
-            command.append("--once")
         try:
             self.process = subprocess.Popen(
                 command,
@@ -153,16 +154,22 @@ class AppHost:
             with contextlib.suppress(ProcessLookupError):
                 self.process.send_signal(signal.SIGINT)
 
+    def run_here(self) -> None:
+        """``--no-reload``: the host itself builds and serves the app (no fork)."""
+        self._send("run")
+
     def wait(self) -> int:
-        """Wait for the host to end (``--once``); its exit code."""
+        """Wait for the host to end; its exit code."""
         assert self.process is not None
         return self.process.wait()
 
-    def close(self, timeout: float = 10.0) -> None:
-        """Stop the app server and the host."""
+    def close(self, timeout: float = 10.0, *, now: bool = False) -> None:
+        """Stop the app server and the host (``now``: it has served nothing yet, kill it)."""
         process = self.process
         if process is None:
             return
+        if now and process.poll() is None:
+            process.kill()
         self._send("quit")
         with contextlib.suppress(OSError):
             if process.stdin is not None:
@@ -191,40 +198,98 @@ class AppHost:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m llamaws.local.apphost``: see the module docstring."""
+    # Importing the server allocates many long-lived objects and little garbage:
+    # collecting during imports costs ~10% of a start. The collector is frozen (those
+    # objects leave its generations for good) and turned back on before serving.
+    gc.disable()
     parser = argparse.ArgumentParser(prog="python -m llamaws.local.apphost")
     parser.add_argument("--options", required=True)
     parser.add_argument("--socket-fd", type=int, required=True)
     parser.add_argument("--events-fd", type=int)
-    parser.add_argument("--once", action="store_true")
     args = parser.parse_args(argv)
     options = ServeOptions.from_json(args.options)
     sock = socket.socket(fileno=args.socket_fd)
     from .app_server import EventSink
 
     events = EventSink(args.events_fd)
-    if args.once:
-        threading.Thread(target=_end_with_stdin, daemon=True).start()
+    for module in PRELOAD:
+        importlib.import_module(module)
+    gc.freeze()
+    return _serve_commands(options, sock, events)
+
+
+def _commands(fd: int = 0) -> Iterator[str]:
+    """Lines from the CLI (``os.read``: no buffered reader a thread could hold)."""
+    pending = b""
+    while True:
         try:
-            code = _run_server(options, sock, events, announce=True)
-        except KeyboardInterrupt:
-            code = 130
-        return code
-    return _fork_server(options, sock, events)
+            chunk = os.read(fd, 1024)
+        except OSError:
+            return
+        if not chunk:
+            return
+        pending += chunk
+        while b"\n" in pending:
+            line, pending = pending.split(b"\n", 1)
+            yield line.decode(errors="replace").strip()
 
 
-def _run_server(options: ServeOptions, sock: socket.socket, events: Any, *, announce: bool) -> int:
+def _serve_commands(options: ServeOptions, sock: socket.socket, events: Any) -> int:
+    """Obey the CLI: ``run`` (serve here, once), ``start``, ``stop``, ``quit``."""
+    # fork: the child inherits the imported libraries and the socket (fast reload);
+    # spawn elsewhere (macOS frameworks are not fork-safe).
+    context: Any = multiprocessing.get_context("fork" if sys.platform == "linux" else "spawn")
+    current: BaseProcess | None = None
+    options_json = options.to_json()
+
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
+    signal.signal(signal.SIGINT, interrupt)
+
+    def watch(process: BaseProcess) -> None:
+        process.join()
+        events.send(f"exited {process.pid} {process.exitcode}")
+
+    try:
+        for command in _commands():
+            if command == "run":  # --no-reload: this process is the app server
+                threading.Thread(target=_end_with_stdin, daemon=True).start()
+                return _run_server(options, sock, events)
+            if command in ("start", "stop", "quit"):
+                _stop(current)
+                current = None
+            if command == "start":
+                current = context.Process(
+                    target=_child, args=(options_json, sock, events.fd), daemon=False
+                )
+                current.start()
+                events.send(f"started {current.pid}")
+                threading.Thread(target=watch, args=(current,), daemon=True).start()
+            elif command == "quit":
+                break
+    except KeyboardInterrupt:
+        pass
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        _stop(current)
+    return 0
+
+
+def _run_server(options: ServeOptions, sock: socket.socket, events: Any) -> int:
     from .app_server import run_app_server
 
-    return run_app_server(options, sock, events, announce=announce)
+    try:
+        return run_app_server(options, sock, events, announce=True)
+    except KeyboardInterrupt:
+        return 130
 
 
 def _end_with_stdin() -> None:
-    """``--once``: when the CLI goes away (stdin closes), stop like on SIGTERM."""
-    # os.read, not sys.stdin: a daemon thread holding the buffered reader's lock at
-    # interpreter shutdown is a fatal error.
-    with contextlib.suppress(OSError):
-        while os.read(0, 1024):
-            pass
+    """Serving here: when the CLI goes away (stdin closes), stop like on SIGTERM."""
+    for _ in _commands():
+        pass
     os.kill(os.getpid(), signal.SIGTERM)
 
 
@@ -254,51 +319,6 @@ def _die_with_parent() -> None:
 
         pr_set_pdeathsig = 1
         ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
-
-
-def _fork_server(options: ServeOptions, sock: socket.socket, events: Any) -> int:
-    import importlib
-    import multiprocessing
-
-    for module in PRELOAD:
-        importlib.import_module(module)
-    # fork: the child inherits the imported libraries and the socket (fast reload);
-    # spawn elsewhere (macOS frameworks are not fork-safe).
-    context: Any = multiprocessing.get_context("fork" if sys.platform == "linux" else "spawn")
-    current: BaseProcess | None = None
-    options_json = options.to_json()
-
-    def interrupt(signum: int, frame: FrameType | None) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, interrupt)
-    signal.signal(signal.SIGINT, interrupt)
-
-    def watch(process: BaseProcess) -> None:
-        process.join()
-        events.send(f"exited {process.pid} {process.exitcode}")
-
-    try:
-        for raw in sys.stdin:
-            command = raw.strip()
-            if command in ("start", "stop", "quit"):
-                _stop(current)
-                current = None
-            if command == "start":
-                current = context.Process(
-                    target=_child, args=(options_json, sock, events.fd), daemon=False
-                )
-                current.start()
-                events.send(f"started {current.pid}")
-                threading.Thread(target=watch, args=(current,), daemon=True).start()
-            elif command == "quit":
-                break
-    except KeyboardInterrupt:
-        pass
-    finally:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        _stop(current)
-    return 0
 
 
 def _stop(process: BaseProcess | None, timeout: float = 8.0) -> None:

@@ -41,7 +41,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from llamaws.adapter.errors import LlamawsError
-from llamaws.builder.dependencies import fingerprint, resolve, uv_binary
 
 __all__ = [
     "LINKED_PACKAGES",
@@ -93,6 +92,8 @@ def ensure_environment(app_dir: Path, *, install: bool, say: Say | None = None) 
         if python.exists():
             return AppEnvironment(python, venv)
         return AppEnvironment(Path(sys.executable), None)
+    from llamaws.builder.dependencies import resolve
+
     wanted = _state(app_dir)
     if python.exists() and _read_state(venv) == wanted:
         return AppEnvironment(python, venv)
@@ -159,6 +160,8 @@ def _llamaws_sources() -> dict[str, Path]:
 
 
 def _state(app_dir: Path) -> dict[str, object]:
+    from llamaws.builder.dependencies import fingerprint
+
     return {
         "fingerprint": fingerprint(app_dir),
         "llamaws": {name: str(path) for name, path in _llamaws_sources().items()},
@@ -210,6 +213,8 @@ def _same_python(venv: Path) -> bool:
 
 
 def _uv(arguments: list[str], cwd: Path) -> None:
+    from llamaws.builder.dependencies import uv_binary
+
     env = {**os.environ, "NO_COLOR": "1"}
     env.pop("VIRTUAL_ENV", None)
     command = [uv_binary(), *arguments]

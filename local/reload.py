@@ -104,8 +104,8 @@ class AppServerStopped(SystemExit):
 
 
 def serve_with_reload(
+    host: AppHost,
     start_host: Callable[[Path], AppHost],
-    python: Path,
     *,
     watch_paths: Sequence[Path],
     watch_filter: SourceFilter,
@@ -113,13 +113,13 @@ def serve_with_reload(
     announce: Callable[[], None],
     refresh_environment: Callable[[], Path] | None = None,
 ) -> None:
-    """Serve through an app host started with ``python``; re-run the app server on changes.
+    """Serve through ``host`` (started); run a fresh app server on each change.
 
     ``announce`` is called once, when the app is first built. When the app's
     dependency files change, ``refresh_environment`` (if given) brings its environment
-    up to date and returns its interpreter; a new one means a new host.
+    up to date and returns its interpreter; a new one means a new host (``start_host``).
     """
-    host = start_host(python)
+    python = host.python
     announced = False
 
     def run(changed_at: float | None) -> None:

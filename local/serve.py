@@ -26,12 +26,16 @@ import webbrowser
 from collections.abc import Iterator
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 
-from llamaws.adapter.config import Deployment, missing_env_files, resolve_deployment
 from llamaws.adapter.errors import LlamawsError
 
-from .app_server import apply_environment
 from .options import LogFormat, Persistence, ServeOptions
+
+if TYPE_CHECKING:  # imported when used: the app host starts before these are needed
+    from llamaws.adapter.config import Deployment
+
+    from .apphost import AppHost
 
 __all__ = ["LogFormat", "Persistence", "ServeOptions", "serve"]
 
@@ -42,51 +46,101 @@ LLAMA_CLOUD_KEY = "LLAMA_CLOUD_API_KEY"
 
 def serve(options: ServeOptions) -> None:
     """Resolve, prepare and serve the deployment until interrupted."""
+    from .environments import AppEnvironment, ensure_environment
+
     options = options.absolute()
     if options.lambda_mode and options.persistence == "memory":
         raise LlamawsError(
             "--lambda keeps runs in DynamoDB: --persistence memory is not shared by containers",
             hint="Drop --persistence (a local engine is started) or pass --persistence dynamodb.",
         )
-    deployment = resolve_deployment(options.app_dir)
-    _warn_about_config(deployment)
-    apply_environment(deployment, os.environ)
-    from .environments import ensure_environment
-
-    environment = ensure_environment(deployment.config_dir, install=options.install)
+    config_dir = _config_dir(options.app_dir)
+    environment = (
+        ensure_environment(config_dir, install=options.install)
+        if config_dir is not None
+        else AppEnvironment(Path(sys.executable), None)
+    )
     sock = _bind(options.host, options.port)
     options = dataclasses.replace(options, port=int(sock.getsockname()[1]))  # --port 0
+    with _sigterm_as_interrupt(), _ui_status_file() as status_file:
+        options = dataclasses.replace(options, ui_status_file=status_file)
+        host = None
+        if not options.lambda_mode and config_dir is not None:
+            from .apphost import AppHost
+
+            # It imports the server libraries while this process reads the config.
+            host = AppHost(environment.python, options, sock, config_dir).start()
+        try:
+            deployment = _prepare(options)
+        except BaseException:
+            if host is not None:
+                host.close(now=True)
+            raise
+        _serve(options, deployment, sock, environment.python, host)
+
+
+def _serve(
+    options: ServeOptions,
+    deployment: Deployment,
+    sock: socket.socket,
+    python: Path,
+    host: AppHost | None,
+) -> None:
     from .ui import ui_running
 
-    with (
-        _sigterm_as_interrupt(),
-        _ui_status_file() as status_file,
-        ui_running(
-            deployment,
-            preview=options.preview,
-            install=options.install,
-            ui_port=options.ui_port,
-            server_port=options.port,
-            status_file=status_file,
-        ),
+    with ui_running(
+        deployment,
+        preview=options.preview,
+        install=options.install,
+        ui_port=options.ui_port,
+        server_port=options.port,
+        status_file=options.ui_status_file,
     ):
-        options = dataclasses.replace(options, ui_status_file=status_file)
         if options.open_browser:
             landing = "ui/" if deployment.config.ui is not None else "docs"
             _open_when_ready(
                 f"http://{_client_host(options.host)}:{options.port}/health",
                 f"http://{options.host}:{options.port}{deployment.base_path}/{landing}",
             )
-        if options.lambda_mode:
-            _run_lambda(options, deployment, sock, environment.python)
+        if options.lambda_mode or host is None:
+            _run_lambda(options, deployment, sock, python)
         elif options.reload:
-            _serve_with_reload(options, deployment, sock, environment.python)
+            _serve_with_reload(options, deployment, host)
         else:
-            _serve_once(options, deployment, sock, environment.python)
+            _serve_once(host)
+
+
+def _prepare(options: ServeOptions) -> Deployment:
+    """The deployment, its warnings said and its variables set in this process."""
+    from llamaws.adapter.config import resolve_deployment
+
+    from .app_server import apply_environment
+
+    deployment = resolve_deployment(options.app_dir)
+    _warn_about_config(deployment)
+    apply_environment(deployment, os.environ)
+    return deployment
+
+
+CONFIG_FILES = (
+    "pyproject.toml", "llama_agents.toml", "llama_deploy.toml", "llama_agents.yaml",
+    "llama_deploy.yaml", "llama_agents.yml", "llama_deploy.yml",
+)  # fmt: skip
+
+
+def _config_dir(path: Path) -> Path | None:
+    """The folder of the app's config, when there is one (else resolution will say why)."""
+    if path.is_file():
+        return path.parent
+    if path.is_dir() and any((path / name).is_file() for name in CONFIG_FILES):
+        return path
+    return None
 
 
 def _warn_about_config(deployment: Deployment) -> None:
     """Say what the app's config asks for that this run cannot honour."""
+    from llamaws.adapter.config import missing_env_files
+
     for path in missing_env_files(deployment):
         _warn(f"the env file {path} listed in env_files does not exist; it is skipped")
     requires = _requires_python(deployment.config_dir)
@@ -151,13 +205,9 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _serve_once(
-    options: ServeOptions, deployment: Deployment, sock: socket.socket, python: Path
-) -> None:
-    """``--no-reload``: one app server process, in the app's environment and folder."""
-    from .apphost import AppHost
-
-    host = AppHost(python, options, sock, deployment.config_dir, once=True).start()
+def _serve_once(host: AppHost) -> None:
+    """``--no-reload``: the app host serves the app, in the app's environment and folder."""
+    host.run_here()
     try:
         code = host.wait()
     except KeyboardInterrupt:
@@ -171,22 +221,20 @@ def _serve_once(
         raise SystemExit(1)  # the app server printed its one Error line
 
 
-def _serve_with_reload(
-    options: ServeOptions, deployment: Deployment, sock: socket.socket, python: Path
-) -> None:
+def _serve_with_reload(options: ServeOptions, deployment: Deployment, host: AppHost) -> None:
     from .apphost import AppHost
     from .environments import ensure_environment
     from .reload import SourceFilter, serve_with_reload, watch_targets
 
     def start_host(interpreter: Path) -> AppHost:
-        return AppHost(interpreter, options, sock, deployment.config_dir).start()
+        return AppHost(interpreter, options, host.sock, deployment.config_dir).start()
 
     def refresh_environment() -> Path:
         return ensure_environment(deployment.config_dir, install=options.install).python
 
     serve_with_reload(
+        host,
         start_host,
-        python,
         watch_paths=watch_targets(deployment.config_dir, deployment.config.env_files),
         watch_filter=SourceFilter(deployment.config.env_files),
         health_url=f"http://{_client_host(options.host)}:{options.port}/health",

@@ -197,3 +197,22 @@ def test_app_server_runs_in_the_app_folder(
     seen = wait_until(answered, timeout=90, interval=0.2, what=f"the app ({mode}) to answer")
     assert seen["data"] == "hello from folder"
     assert Path(seen["cwd"]) == app
+
+
+def test_editing_dependencies_while_serving_updates_the_environment(
+    tmp_path: Path, emulator_factory: Callable[..., Emulator]
+) -> None:
+    app = make_app(tmp_path, "moving", ["tomli-w==1.0.0"])
+    emulator = emulator_factory(app, "--install", "--reload")
+    assert probe(emulator, "moving")["tomli_w"] == "1.0.0"
+    config = app / "pyproject.toml"
+    config.write_text(config.read_text().replace("tomli-w==1.0.0", "tomli-w==1.2.0"))
+
+    def moved() -> bool:
+        try:
+            return bool(probe(emulator, "moving", timeout=10)["tomli_w"] == "1.2.0")
+        except (httpx.HTTPError, AssertionError):
+            return False
+
+    wait_until(moved, timeout=90, interval=0.2, what="the environment to follow pyproject.toml")
+    assert emulator.logs().count("preparing the app's environment") == 2
