@@ -45,6 +45,7 @@ from llamaws.adapter.errors import LlamawsError
 __all__ = [
     "LINKED_PACKAGES",
     "AppEnvironment",
+    "current_environment",
     "ensure_environment",
     "environment_dir",
     "link_llamaws",
@@ -82,8 +83,27 @@ def environment_dir(app_dir: Path) -> Path:
     return app_dir / ".llamaws" / "venv"
 
 
-def ensure_environment(app_dir: Path, *, install: bool, say: Say | None = None) -> AppEnvironment:
-    """The app's environment, created or brought up to date when ``install``."""
+def current_environment(app_dir: Path) -> AppEnvironment:
+    """The app's environment as it is (llamaws's own when the app has none): no checks."""
+    venv = environment_dir(app_dir.resolve())
+    python = _venv_python(venv)
+    return AppEnvironment(python, venv) if python.exists() else AppEnvironment(
+        Path(sys.executable), None
+    )
+
+
+def ensure_environment(
+    app_dir: Path,
+    *,
+    install: bool,
+    say: Say | None = None,
+    before_change: Callable[[], None] | None = None,
+) -> AppEnvironment:
+    """The app's environment, created or brought up to date when ``install``.
+
+    ``before_change`` runs before an existing environment is modified (stop what runs
+    from it).
+    """
     say = say or _say
     app_dir = app_dir.resolve()
     venv = environment_dir(app_dir)
@@ -101,6 +121,8 @@ def ensure_environment(app_dir: Path, *, install: bool, say: Say | None = None) 
         if python.exists() and _read_state(venv) == wanted:  # another llamaws did it
             return AppEnvironment(python, venv)
         started = time.monotonic()
+        if before_change is not None:
+            before_change()
         say(f"preparing the app's environment in {_shown(venv, app_dir)}")
         resolution = resolve(app_dir)
         for note in resolution.notes:

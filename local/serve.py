@@ -46,7 +46,7 @@ LLAMA_CLOUD_KEY = "LLAMA_CLOUD_API_KEY"
 
 def serve(options: ServeOptions) -> None:
     """Resolve, prepare and serve the deployment until interrupted."""
-    from .environments import AppEnvironment, ensure_environment
+    from .environments import AppEnvironment, current_environment, ensure_environment
 
     options = options.absolute()
     if options.lambda_mode and options.persistence == "memory":
@@ -55,26 +55,43 @@ def serve(options: ServeOptions) -> None:
             hint="Drop --persistence (a local engine is started) or pass --persistence dynamodb.",
         )
     config_dir = _config_dir(options.app_dir)
-    environment = (
-        ensure_environment(config_dir, install=options.install)
-        if config_dir is not None
-        else AppEnvironment(Path(sys.executable), None)
-    )
     sock = _bind(options.host, options.port)
     options = dataclasses.replace(options, port=int(sock.getsockname()[1]))  # --port 0
     with _sigterm_as_interrupt(), _ui_status_file() as status_file:
         options = dataclasses.replace(options, ui_status_file=status_file)
-        host = None
-        if not options.lambda_mode and config_dir is not None:
-            from .apphost import AppHost
+        host: AppHost | None = None
+        environment = AppEnvironment(Path(sys.executable), None)
 
-            # It imports the server libraries while this process reads the config.
-            host = AppHost(environment.python, options, sock, config_dir).start()
-        try:
-            deployment = _prepare(options)
-        except BaseException:
+        def start_host() -> None:
+            nonlocal host
+            if not options.lambda_mode and config_dir is not None:
+                from .apphost import AppHost
+
+                host = AppHost(environment.python, options, sock, config_dir).start()
+
+        def stop_host() -> None:
+            nonlocal host
             if host is not None:
                 host.close(now=True)
+                host = None
+
+        try:
+            if config_dir is not None:
+                # The host starts at once with the environment as it is (it imports the
+                # server libraries meanwhile); a stale environment stops it, is brought up
+                # to date and gets a new one.
+                environment = current_environment(config_dir)
+                start_host()
+                checked = ensure_environment(
+                    config_dir, install=options.install, before_change=stop_host
+                )
+                if checked.python != environment.python or host is None:
+                    stop_host()
+                    environment = checked
+                    start_host()
+            deployment = _prepare(options)
+        except BaseException:
+            stop_host()
             raise
         _serve(options, deployment, sock, environment.python, host)
 
@@ -86,16 +103,19 @@ def _serve(
     python: Path,
     host: AppHost | None,
 ) -> None:
-    from .ui import ui_running
+    ui: contextlib.AbstractContextManager[None] = contextlib.nullcontext()
+    if deployment.config.ui is not None:  # the UI stack is not imported for nothing
+        from .ui import ui_running
 
-    with ui_running(
-        deployment,
-        preview=options.preview,
-        install=options.install,
-        ui_port=options.ui_port,
-        server_port=options.port,
-        status_file=options.ui_status_file,
-    ):
+        ui = ui_running(
+            deployment,
+            preview=options.preview,
+            install=options.install,
+            ui_port=options.ui_port,
+            server_port=options.port,
+            status_file=options.ui_status_file,
+        )
+    with ui:
         if options.open_browser:
             landing = "ui/" if deployment.config.ui is not None else "docs"
             _open_when_ready(
