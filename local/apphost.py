@@ -1,21 +1,21 @@
 """The app host: the process in the app's environment that runs (and re-runs) its server.
 
-``llamaws serve`` (the CLI, in llamaws's own environment) binds the port and starts
-``<app env python> -m llamaws.local.apphost`` in the app's folder, handing it the
-listening socket. Two modes:
+``llamaws serve`` (the CLI, in llamaws's own environment) starts
+``<app env python> -m llamaws.local.apphost`` in the app's folder. The host imports the
+server libraries at once, while the CLI parses its flags, reads the config and starts
+the UI; then the CLI hands it the serve options and the listening socket (over a Unix
+socket pair, the socket as a passed file descriptor) and one of these commands:
 
 - ``run`` (``--no-reload``): the host builds and serves the app itself.
-- fork server (reload): the host forks a fresh app server for each ``start`` line on
-  its stdin (``stop`` stops it, ``quit`` or the end of stdin ends everything). A
+- ``start`` (reload): the host forks a fresh app server (stopping the current one); a
   reload thus re-imports only the app's own modules, in the app's environment.
+- ``stop``, ``quit``; the end of the control connection ends everything, so the host
+  never outlives the CLI.
 
-The host imports the server libraries as soon as it starts (while the CLI resolves the
-config and starts the UI), then awaits its commands. It reports on an events pipe, one
-line each: ``started <pid>``, ``exited <pid> <code>``, and the app server's own
-``built <pid>`` / ``failed <pid>`` / ``fatal <pid>``.
-:class:`AppHost` is the CLI's side of that conversation. The host lives in its own
-session (a terminal's ^C reaches the CLI, which forwards it once) and ends when its
-stdin closes, so it never outlives the CLI.
+It reports on an events pipe, one line each: ``started <pid>``, ``exited <pid> <code>``,
+and the app server's own ``built <pid>`` / ``failed <pid>`` / ``fatal <pid>``.
+:class:`AppHost` is the CLI's side. The host lives in its own session: a terminal's ^C
+reaches the CLI, which forwards it once.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from multiprocessing.process import BaseProcess
 from pathlib import Path
@@ -70,52 +70,69 @@ class AppHost:
     """Starts and talks to an app host process (see the module docstring)."""
 
     python: Path
-    options: ServeOptions
-    sock: socket.socket
     cwd: Path
     process: subprocess.Popen[bytes] | None = field(default=None, init=False)
+    sock: socket.socket | None = field(default=None, init=False)
+    """The listening socket handed over by :meth:`attach`."""
+    _control: socket.socket | None = field(default=None, init=False, repr=False)
     _events: queue.Queue[HostEvent | None] = field(default_factory=queue.Queue, init=False)
 
     def start(self) -> AppHost:
-        """Start the host process: it imports the server libraries, then awaits commands."""
+        """Start the host process: it imports the server libraries, then awaits orders."""
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         read_end, write_end = os.pipe()
         command = [
             str(self.python), "-m", "llamaws.local.apphost",
-            "--options", self.options.to_json(),
-            "--socket-fd", str(self.sock.fileno()),
-            "--events-fd", str(write_end),
+            "--control-fd", str(theirs.fileno()), "--events-fd", str(write_end),
         ]  # fmt: skip
         try:
             self.process = subprocess.Popen(
                 command,
                 cwd=self.cwd,
-                stdin=subprocess.PIPE,
-                pass_fds=(self.sock.fileno(), write_end),
+                stdin=subprocess.DEVNULL,
+                pass_fds=(theirs.fileno(), write_end),
                 start_new_session=True,
             )
+        except BaseException:
+            ours.close()
+            os.close(read_end)
+            raise
         finally:
+            theirs.close()
             os.close(write_end)
+        self._control = ours
         threading.Thread(
             target=self._read_events, args=(os.fdopen(read_end, "rb"),), daemon=True
         ).start()
         return self
+
+    def attach(self, options: ServeOptions, sock: socket.socket) -> None:
+        """Hand the host what to serve (the options) and where (the listening socket)."""
+        assert self._control is not None
+        self.sock = sock
+        with contextlib.suppress(OSError):
+            socket.send_fds(self._control, [b"S"], [sock.fileno()])
+        self._send(f"options {options.to_json()}")
 
     def _read_events(self, stream: IO[bytes]) -> None:
         with stream:
             for raw in stream:
                 parts = raw.decode(errors="replace").split()
                 if len(parts) >= 2 and parts[1].isdigit():
-                    code = (
-                        int(parts[2]) if len(parts) > 2 and parts[2].lstrip("-").isdigit() else None
-                    )
-                    self._events.put(HostEvent(parts[0], int(parts[1]), code))
+                    code = parts[2] if len(parts) > 2 else ""
+                    number = int(code) if code.lstrip("-").isdigit() else None
+                    self._events.put(HostEvent(parts[0], int(parts[1]), number))
         self._events.put(None)  # the host (and every app server) closed the pipe
 
     def launch(self) -> int | None:
         """Fork a new app server (stopping the current one); returns its pid."""
         self._send("start")
-        event = self.next_event(lambda e: e.kind == "started", timeout=30)
+        event = self.next_event(lambda e: e.kind == "started", timeout=60)
         return event.pid if event is not None else None
+
+    def run_here(self) -> None:
+        """``--no-reload``: the host itself builds and serves the app (no fork)."""
+        self._send("run")
 
     def outcome(self, pid: int | None, timeout: float = 600.0) -> str:
         """How app server ``pid`` (any, when None) did: built, failed, fatal or exited."""
@@ -127,7 +144,7 @@ class AppHost:
         )
         return "exited" if event is None else event.kind
 
-    def next_event(self, wanted: Any, timeout: float) -> HostEvent | None:
+    def next_event(self, wanted: Callable[[HostEvent], bool], timeout: float) -> HostEvent | None:
         """The next event ``wanted`` accepts (others are dropped); None when the host ended."""
         deadline = time.monotonic() + timeout
         while True:
@@ -154,10 +171,6 @@ class AppHost:
             with contextlib.suppress(ProcessLookupError):
                 self.process.send_signal(signal.SIGINT)
 
-    def run_here(self) -> None:
-        """``--no-reload``: the host itself builds and serves the app (no fork)."""
-        self._send("run")
-
     def wait(self) -> int:
         """Wait for the host to end; its exit code."""
         assert self.process is not None
@@ -171,9 +184,9 @@ class AppHost:
         if now and process.poll() is None:
             process.kill()
         self._send("quit")
-        with contextlib.suppress(OSError):
-            if process.stdin is not None:
-                process.stdin.close()
+        if self._control is not None:
+            self._control.close()
+            self._control = None
         try:
             process.wait(timeout)
         except subprocess.TimeoutExpired:
@@ -185,12 +198,9 @@ class AppHost:
                 process.wait()
 
     def _send(self, line: str) -> None:
-        process = self.process
-        if process is None or process.stdin is None:
-            return
-        with contextlib.suppress(OSError, ValueError):
-            process.stdin.write(f"{line}\n".encode())
-            process.stdin.flush()
+        if self._control is not None:
+            with contextlib.suppress(OSError):
+                self._control.sendall(f"{line}\n".encode())
 
 
 # -- the host's side ------------------------------------------------------------------
@@ -203,27 +213,36 @@ def main(argv: Sequence[str] | None = None) -> int:
     # objects leave its generations for good) and turned back on before serving.
     gc.disable()
     parser = argparse.ArgumentParser(prog="python -m llamaws.local.apphost")
-    parser.add_argument("--options", required=True)
-    parser.add_argument("--socket-fd", type=int, required=True)
+    parser.add_argument("--control-fd", type=int, required=True)
     parser.add_argument("--events-fd", type=int)
     args = parser.parse_args(argv)
-    options = ServeOptions.from_json(args.options)
-    sock = socket.socket(fileno=args.socket_fd)
-    from .app_server import EventSink
-
-    events = EventSink(args.events_fd)
+    control = socket.socket(fileno=args.control_fd)
     for module in PRELOAD:
         importlib.import_module(module)
     gc.freeze()
-    return _serve_commands(options, sock, events)
+    from .app_server import EventSink
+
+    try:
+        _, fds, _, _ = socket.recv_fds(control, 1, 1)
+    except OSError:
+        return 0
+    if not fds:
+        return 0  # the CLI went away before handing anything over
+    sock = socket.socket(fileno=fds[0])
+    commands = _lines(control)
+    first = next(commands, "")
+    if not first.startswith("options "):
+        return 0
+    options = ServeOptions.from_json(first.removeprefix("options "))
+    return _obey(commands, control, options, sock, EventSink(args.events_fd))
 
 
-def _commands(fd: int = 0) -> Iterator[str]:
-    """Lines from the CLI (``os.read``: no buffered reader a thread could hold)."""
+def _lines(control: socket.socket) -> Iterator[str]:
+    """Lines from the CLI until it closes the connection."""
     pending = b""
     while True:
         try:
-            chunk = os.read(fd, 1024)
+            chunk = control.recv(4096)
         except OSError:
             return
         if not chunk:
@@ -234,8 +253,14 @@ def _commands(fd: int = 0) -> Iterator[str]:
             yield line.decode(errors="replace").strip()
 
 
-def _serve_commands(options: ServeOptions, sock: socket.socket, events: Any) -> int:
-    """Obey the CLI: ``run`` (serve here, once), ``start``, ``stop``, ``quit``."""
+def _obey(
+    commands: Iterator[str],
+    control: socket.socket,
+    options: ServeOptions,
+    sock: socket.socket,
+    events: Any,
+) -> int:
+    """``run`` (serve here, once), ``start``, ``stop``, ``quit``."""
     # fork: the child inherits the imported libraries and the socket (fast reload);
     # spawn elsewhere (macOS frameworks are not fork-safe).
     context: Any = multiprocessing.get_context("fork" if sys.platform == "linux" else "spawn")
@@ -253,9 +278,9 @@ def _serve_commands(options: ServeOptions, sock: socket.socket, events: Any) -> 
         events.send(f"exited {process.pid} {process.exitcode}")
 
     try:
-        for command in _commands():
+        for command in commands:
             if command == "run":  # --no-reload: this process is the app server
-                threading.Thread(target=_end_with_stdin, daemon=True).start()
+                threading.Thread(target=_end_with_cli, args=(commands,), daemon=True).start()
                 return _run_server(options, sock, events)
             if command in ("start", "stop", "quit"):
                 _stop(current)
@@ -286,10 +311,11 @@ def _run_server(options: ServeOptions, sock: socket.socket, events: Any) -> int:
         return 130
 
 
-def _end_with_stdin() -> None:
-    """Serving here: when the CLI goes away (stdin closes), stop like on SIGTERM."""
-    for _ in _commands():
-        pass
+def _end_with_cli(commands: Iterator[str]) -> None:
+    """Serving here: when the CLI goes away (or says quit), stop like on SIGTERM."""
+    for command in commands:
+        if command == "quit":
+            break
     os.kill(os.getpid(), signal.SIGTERM)
 
 

@@ -37,25 +37,65 @@ if TYPE_CHECKING:  # imported when used: the app host starts before these are ne
 
     from .apphost import AppHost
 
-__all__ = ["LogFormat", "Persistence", "ServeOptions", "serve"]
+__all__ = ["LogFormat", "Persistence", "ServeOptions", "prestart", "serve"]
 
 logger = logging.getLogger("llamaws.serve")
 
 LLAMA_CLOUD_KEY = "LLAMA_CLOUD_API_KEY"
 
 
+_prestarted: list[AppHost] = []
+
+
+def prestart(app_dir: Path) -> None:
+    """Start the app host for ``app_dir`` now, before the CLI has parsed its flags.
+
+    The host imports the server libraries (~0.3 s) while the CLI goes on; :func:`serve`
+    takes it over when it serves that app with that interpreter (else it is stopped).
+    Best effort: any problem leaves it to :func:`serve`.
+    """
+    with contextlib.suppress(Exception):
+        config_dir = _config_dir(app_dir.expanduser().absolute())
+        if config_dir is not None:
+            from .apphost import AppHost
+            from .environments import current_environment
+
+            python = current_environment(config_dir).python
+            _prestarted.append(AppHost(python, config_dir).start())
+
+
+def _take_prestarted(python: Path, config_dir: Path) -> AppHost | None:
+    """The prestarted host, if it runs ``python`` in ``config_dir`` (others are stopped)."""
+    while _prestarted:
+        host = _prestarted.pop()
+        if host.python == python and host.cwd == config_dir and host.alive():
+            return host
+        host.close(now=True)
+    return None
+
+
+def _stop_prestarted() -> None:
+    while _prestarted:
+        _prestarted.pop().close(now=True)
+
+
 def serve(options: ServeOptions) -> None:
     """Resolve, prepare and serve the deployment until interrupted."""
     from .environments import AppEnvironment, current_environment, ensure_environment
 
-    options = options.absolute()
-    if options.lambda_mode and options.persistence == "memory":
-        raise LlamawsError(
-            "--lambda keeps runs in DynamoDB: --persistence memory is not shared by containers",
-            hint="Drop --persistence (a local engine is started) or pass --persistence dynamodb.",
-        )
-    config_dir = _config_dir(options.app_dir)
-    sock = _bind(options.host, options.port)
+    try:
+        options = options.absolute()
+        if options.lambda_mode and options.persistence == "memory":
+            raise LlamawsError(
+                "--lambda keeps runs in DynamoDB: --persistence memory is not shared by containers",
+                hint="Drop --persistence (a local engine is started) or pass "
+                "--persistence dynamodb.",
+            )
+        config_dir = _config_dir(options.app_dir)
+        sock = _bind(options.host, options.port)
+    except BaseException:
+        _stop_prestarted()
+        raise
     options = dataclasses.replace(options, port=int(sock.getsockname()[1]))  # --port 0
     with _sigterm_as_interrupt(), _ui_status_file() as status_file:
         options = dataclasses.replace(options, ui_status_file=status_file)
@@ -67,7 +107,13 @@ def serve(options: ServeOptions) -> None:
             if not options.lambda_mode and config_dir is not None:
                 from .apphost import AppHost
 
-                host = AppHost(environment.python, options, sock, config_dir).start()
+                host = (
+                    _take_prestarted(environment.python, config_dir)
+                    or AppHost(environment.python, config_dir).start()
+                )
+                host.attach(options, sock)
+            else:
+                _stop_prestarted()
 
         def stop_host() -> None:
             nonlocal host
@@ -77,9 +123,9 @@ def serve(options: ServeOptions) -> None:
 
         try:
             if config_dir is not None:
-                # The host starts at once with the environment as it is (it imports the
-                # server libraries meanwhile); a stale environment stops it, is brought up
-                # to date and gets a new one.
+                # The host starts (or started) with the environment as it is and imports
+                # the server libraries meanwhile; a stale environment stops it, is brought
+                # up to date, and gets a new host.
                 environment = current_environment(config_dir)
                 start_host()
                 checked = ensure_environment(
@@ -89,6 +135,8 @@ def serve(options: ServeOptions) -> None:
                     stop_host()
                     environment = checked
                     start_host()
+            else:
+                _stop_prestarted()
             deployment = _prepare(options)
         except BaseException:
             stop_host()
@@ -247,7 +295,10 @@ def _serve_with_reload(options: ServeOptions, deployment: Deployment, host: AppH
     from .reload import SourceFilter, serve_with_reload, watch_targets
 
     def start_host(interpreter: Path) -> AppHost:
-        return AppHost(interpreter, options, host.sock, deployment.config_dir).start()
+        new = AppHost(interpreter, deployment.config_dir).start()
+        assert host.sock is not None
+        new.attach(options, host.sock)
+        return new
 
     def refresh_environment() -> Path:
         return ensure_environment(deployment.config_dir, install=options.install).python
