@@ -5,7 +5,7 @@ dropped, the path (with its base path) kept as is; websockets (Vite HMR) are
 relayed with the client's subprotocols offered upstream and the upstream's choice
 returned. Dev server down → 502 ``{"detail": "Upstream server unavailable"}``, or 503
 with the reason when the supervisor knows why it is not running (``unavailable``);
-no answer in time → 504.
+no answer within an explicit ``timeout`` → 504 (none by default, like ``llamactl``).
 """
 
 from __future__ import annotations
@@ -77,12 +77,16 @@ class UIProxy:
         self,
         upstream: str,
         *,
-        timeout: float = 60.0,
+        timeout: float | None = None,
         connect_timeout: float = 5.0,
         unavailable: Callable[[], str | None] | None = None,
     ):
         self.upstream = upstream.rstrip("/")
         self._unavailable = unavailable
+        # No read or pool timeout by default, like llamactl's proxy: a dev server may hold
+        # a request as long as it needs (Vite holds module requests while it optimizes
+        # dependencies on a cold start, which can pass a minute on a busy machine; a 60 s
+        # read timeout turned those into 504s and a page that never rendered).
         self._timeout = httpx.Timeout(timeout, connect=connect_timeout)
         self._client: httpx.AsyncClient | None = None
         # One access line per request is enough: uvicorn already logs it.
@@ -93,7 +97,11 @@ class UIProxy:
         # Created lazily, inside the server's event loop.
         if self._client is None:
             self._client = httpx.AsyncClient(
-                timeout=self._timeout, follow_redirects=False, trust_env=False
+                timeout=self._timeout,
+                follow_redirects=False,
+                trust_env=False,
+                # A page load opens many requests at once; none waits for a pool slot.
+                limits=httpx.Limits(max_connections=None, max_keepalive_connections=32),
             )
         return self._client
 
