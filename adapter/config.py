@@ -23,19 +23,22 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from .errors import ConfigError
 
 __all__ = [
+    "AUTH_MODES",
     "LLAMA_CLOUD_DEFAULT_BASE_URL",
+    "AuthMode",
     "Deployment",
     "DeploymentConfig",
     "UIConfig",
     "llama_cloud_environment",
     "missing_env_files",
+    "resolve_auth",
     "resolve_deployment",
     "resolve_environment",
 ]
@@ -262,6 +265,44 @@ def llama_cloud_environment(config: DeploymentConfig, environ: Mapping[str, str]
             values[f"{prefix}LLAMA_CLOUD_API_KEY"] = key
             values[f"{prefix}LLAMA_CLOUD_BASE_URL"] = url
     return values
+
+
+AuthMode = Literal["key", "iam", "none"]
+"""How a deployed API authenticates callers (``[tool.llamaws] auth``; see ``docs/auth.md``)."""
+AUTH_MODES: tuple[AuthMode, ...] = ("key", "iam", "none")
+DEFAULT_AUTH: AuthMode = "key"
+
+
+def resolve_auth(deployment: Deployment, override: str | None = None) -> AuthMode:
+    """The deployment's ``auth`` setting: ``override`` (``LLAMAWS_AUTH``, set by the stack
+    or the emulator), else ``[tool.llamaws] auth``, else ``"key"``: never open by default.
+
+    ``[tool.llamaws]`` is read from the deployment's TOML config file when it has that
+    table, else from the app's ``pyproject.toml``.
+    """
+    if override:
+        return _auth_value(override, "LLAMAWS_AUTH")
+    for path in dict.fromkeys([deployment.config_file, deployment.config_dir / "pyproject.toml"]):
+        if path.suffix != ".toml" or not path.is_file():
+            continue
+        table = _load_toml(path).get("tool", {}).get("llamaws")
+        if table is None:
+            continue
+        if not isinstance(table, dict):
+            raise ConfigError(f"{path}: [tool.llamaws] must be a table")
+        if "auth" not in table:
+            return DEFAULT_AUTH
+        return _auth_value(table["auth"], f"{path}: [tool.llamaws] field 'auth'")
+    return DEFAULT_AUTH
+
+
+def _auth_value(value: object, where: str) -> AuthMode:
+    if value not in AUTH_MODES:
+        raise ConfigError(
+            f"{where}: {value!r} is not an auth mode",
+            hint='Use "key" (API keys, the default), "iam" (SigV4) or "none" (open).',
+        )
+    return value
 
 
 # -- reading -----------------------------------------------------------------

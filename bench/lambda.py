@@ -4,11 +4,13 @@
 
 - **P1 cold start**: a fresh interpreter that imports ``llamaws.adapter.handler`` and
   serves its first request (an API Gateway v2 event for
-  ``GET /deployments/hello/workflows``, the table on a moto server) against a
+  ``GET /deployments/hello/workflows`` with an API key, ``auth = "key"``: the key's
+  first lookup included; the table on a moto server) against a
   fresh interpreter that only imports the dependencies
   (``llama_agents.server, mangum, boto3, starlette``). Wall time of each process,
-  median of ``--repeat``; goal: ratio <= 1.25.
-- **P2 warm throughput**: ``POST …/workflows/greet/run`` as in-process calls of
+  median of ``--repeat``; goal: ratio <= 1.25. The same with ``auth = "none"`` shows
+  what auth adds to a cold start.
+- **P2 warm throughput**: ``POST …/workflows/greet/run`` (with the API key) as in-process calls of
   ``handler(event, context)`` (a fake context with ``get_remaining_time_in_millis``)
   against the same app on uvicorn (``llamaws serve`` on the same DynamoDB engine)
   over HTTP; sequential runs per second and their ratio.
@@ -139,9 +141,27 @@ class Context:
         return max(int((self.deadline - time.monotonic()) * 1000), 0)
 
 
-def v2(method: str, path: str, body: Any = None) -> dict[str, Any]:
+def v2(method: str, path: str, body: Any = None, key: str | None = None) -> dict[str, Any]:
     content = json.dumps(body).encode() if body is not None else b""
-    return http_event(method, path, "", [("content-type", "application/json")], content)
+    headers = [("content-type", "application/json")]
+    if key is not None:
+        headers.append(("authorization", f"Bearer {key}"))
+    return http_event(method, path, "", headers, content)
+
+
+def create_key(endpoint: str, table: str) -> str:
+    """The table (when missing) and an API key in it: what ``llamaws keys create`` does."""
+    import asyncio
+
+    from llamaws.adapter.keys import KeyStore
+    from llamaws.adapter.store.client import TableClient
+    from llamaws.adapter.store.table import create_table
+
+    for name, value in AWS_DUMMY.items():
+        os.environ.setdefault(name, value)
+    client = TableClient(table, endpoint_url=endpoint, region_name="us-east-1")
+    create_table(client.client, table)
+    return asyncio.run(KeyStore(client).create("bench")).key
 
 
 def _write_app(target: Path, files: dict[str, str]) -> Path:
@@ -151,9 +171,12 @@ def _write_app(target: Path, files: dict[str, str]) -> Path:
     return target
 
 
-def function_env(app_dir: Path, endpoint: str, table: str, invoke_url: str) -> dict[str, str]:
+def function_env(
+    app_dir: Path, endpoint: str, table: str, invoke_url: str, auth: str = "key"
+) -> dict[str, str]:
     return {
         **AWS_DUMMY,
+        "LLAMAWS_AUTH": auth,
         "LLAMAWS_APP_DIR": str(app_dir),
         "LLAMAWS_TABLE": table,
         "LLAMAWS_CREATE_TABLE": "1",
@@ -173,7 +196,10 @@ from llamaws.local.lambda_events import http_event, http_response
 t1 = time.perf_counter()
 class Ctx:
     def get_remaining_time_in_millis(self): return 60000
-event = http_event("GET", "/deployments/hello/workflows", "", [], b"")
+import os
+key = os.environ.get("BENCH_KEY")
+headers = [("authorization", f"Bearer {key}")] if key else []
+event = http_event("GET", "/deployments/hello/workflows", "", headers, b"")
 status, _, body = http_response(handler(event, Ctx()))
 t2 = time.perf_counter()
 assert status == 200 and json.loads(body)["workflows"] == ["greet"], body
@@ -201,18 +227,24 @@ def bench_cold_start(
     endpoint: str, hello: Path, captured: CapturedInvocations, repeat: int
 ) -> None:
     table = f"bench-cold-{uuid.uuid4().hex[:8]}"
-    env = function_env(hello, endpoint, table, captured.url)
-    _process_seconds(COLD_CHILD, env)  # creates the table; warms the OS file cache
+    env = {
+        **function_env(hello, endpoint, table, captured.url),
+        "BENCH_KEY": create_key(endpoint, table),
+    }
+    open_env = function_env(hello, endpoint, table, captured.url, auth="none")
+    _process_seconds(COLD_CHILD, env)  # warms the OS file cache
     _process_seconds(DEPENDENCIES, env)
     bare: list[float] = []
     full: list[float] = []
+    opened: list[float] = []
     parts: list[dict[str, float]] = []
     for _ in range(repeat):
         bare.append(_process_seconds(DEPENDENCIES, env)[0])
         seconds, out = _process_seconds(COLD_CHILD, env)
         full.append(seconds)
         parts.append(json.loads(out))
-    b, f = statistics.median(bare), statistics.median(full)
+        opened.append(_process_seconds(COLD_CHILD, open_env)[0])
+    b, f, o = statistics.median(bare), statistics.median(full), statistics.median(opened)
     imp = statistics.median(p["import"] for p in parts)
     first = statistics.median(p["first_request"] for p in parts)
     print(f"P1 cold start (fresh interpreter, wall time, median of {repeat})")
@@ -223,6 +255,8 @@ def bench_cold_start(
     print(f"     of which: import llamaws.adapter.handler {imp * 1000:.0f} ms (in-process), "
           f"first invocation {first * 1000:.0f} ms (container build + request)")  # fmt: skip
     print(f"   ratio: {f / b:.2f}  (goal <= 1.25)")
+    print(f"   the same with auth = none (no key lookup): {o * 1000:7.0f} ms; "
+          f"auth = key adds {(f - o) * 1000:+.0f} ms ({f / o:.2f}x)")  # fmt: skip
 
 
 # -- P2 ---------------------------------------------------------------------------------
@@ -231,9 +265,12 @@ def bench_cold_start(
 def bench_warm(endpoint: str, hello: Path, captured: CapturedInvocations, runs: int) -> None:
     table = f"bench-warm-{uuid.uuid4().hex[:8]}"
     os.environ.update(function_env(hello, endpoint, table, captured.url))
+    key = create_key(endpoint, table)
     from llamaws.adapter.handler import handler
 
-    run = v2("POST", "/deployments/hello/workflows/greet/run", {"start_event": {"name": "Ada"}})
+    run = v2(
+        "POST", "/deployments/hello/workflows/greet/run", {"start_event": {"name": "Ada"}}, key
+    )
 
     def once() -> None:
         status, _, body = http_response(handler(run, Context()))  # type: ignore[arg-type]
@@ -379,7 +416,13 @@ def _run_p4(endpoint: str, loop_app: Path, resumes: int) -> None:
 def _p4_child(endpoint: str, loop_app: str, resumes: int) -> None:
     captured = CapturedInvocations()
     os.environ.update(
-        function_env(Path(loop_app), endpoint, f"bench-resume-{uuid.uuid4().hex[:8]}", captured.url)
+        function_env(
+            Path(loop_app),
+            endpoint,
+            f"bench-resume-{uuid.uuid4().hex[:8]}",
+            captured.url,
+            auth="none",  # the resume path, not auth, is measured here
+        )
     )
     bench_resume(endpoint, Path(loop_app), captured, resumes)
 

@@ -18,18 +18,22 @@ with ``/`` separators and no leading slash.
 
 from __future__ import annotations
 
-import json
 import mimetypes
 import re
 from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from llamaws.adapter.errors import LlamawsError
 
 __all__ = [
     "CACHE_IMMUTABLE",
     "CACHE_REVALIDATE",
+    "FUNCTION_SIZE_LIMIT",
     "INDEX",
     "cache_control",
     "cloudfront_function_code",
     "content_type",
+    "function_routes",
     "is_hashed",
     "resolve",
 ]
@@ -37,10 +41,13 @@ __all__ = [
 INDEX = "index.html"
 CACHE_IMMUTABLE = "public, max-age=31536000, immutable"
 CACHE_REVALIDATE = "no-cache"
+FUNCTION_SIZE_LIMIT = 10_240
+"""CloudFront Functions' maximum code size, in bytes."""
 
 # A content hash as bundlers write it: ``name-<hash>.ext`` / ``name.<hash>.ext``
-# (Vite/Rollup: 8 base64url characters; webpack: hex ``[contenthash]``).
-_HASH_RE = re.compile(r"[.-](?P<hash>[A-Za-z0-9_]{8,64})\.[A-Za-z0-9]+$")
+# (Vite/Rollup: 8 base64url characters, ``-`` included as in ``index-D-PbV2Hm.css``;
+# webpack: hex ``[contenthash]``).
+_HASH_RE = re.compile(r"[.-](?P<hash>[A-Za-z0-9_-]{8}|[A-Za-z0-9_]{9,64})\.[A-Za-z0-9]+$")
 _HASHED_DIRS = ("assets/", "_next/static/", "static/")
 
 _TYPES = {
@@ -126,38 +133,43 @@ def content_type(path: str) -> str:
     return guessed
 
 
-def cloudfront_function_code(base_path: str, files: Iterable[str]) -> str:
+def function_routes(files: Iterable[str]) -> list[str]:
+    """The files :func:`resolve` cannot tell from a URL alone, sorted.
+
+    Extension-less files (``LICENSE``) and directory indexes (``docs/index.html``):
+    the CloudFront function embeds them, so a build that changes this list needs the
+    function redeployed.
+    """
+    return sorted(
+        {f for f in files if not _has_extension(f) or f.endswith(f"/{INDEX}") or f == INDEX}
+    )
+
+
+def cloudfront_function_code(base_path: str, files: Iterable[str] = ()) -> str:
     """A CloudFront Function (viewer-request, JS 2.0) applying :func:`resolve`.
 
-    ``base_path`` is the UI prefix (``/deployments/<n>/ui``); ``files`` the build's
-    relative paths. Only the files the rule cannot tell from the URL alone
-    (extension-less files and directory indexes) are embedded, to stay far below
-    the 10 KB function limit.
+    Rendered from ``templates/cloudfront_function.js.j2``. ``base_path`` is the UI
+    prefix (``/deployments/<n>/ui``); ``files`` the build's relative paths, of which
+    only :func:`function_routes` are embedded (the rest follows from the URL), to stay
+    far below CloudFront's 10 KB limit: a larger function is an error.
     """
-    files = set(files)
-    special = sorted(
-        f for f in files if not _has_extension(f) or f.endswith(f"/{INDEX}") or f == INDEX
+    from jinja2 import Environment, FileSystemLoader, StrictUndefined
+
+    environment = Environment(
+        loader=FileSystemLoader(Path(__file__).parent / "templates"),
+        undefined=StrictUndefined,
+        keep_trailing_newline=True,
+        autoescape=False,
     )
-    prefix = base_path.rstrip("/")
-    return (
-        "var PREFIX = " + json.dumps(prefix + "/") + ";\n"
-        "var KNOWN = " + json.dumps(dict.fromkeys(special, 1)) + ";\n"
-        "function handler(event) {\n"
-        "  var request = event.request;\n"
-        "  var uri = request.uri;\n"
-        "  if (uri === PREFIX.slice(0, -1)) {\n"
-        "    return {statusCode: 307, statusDescription: 'Temporary Redirect',\n"
-        "            headers: {location: {value: PREFIX}}};\n"
-        "  }\n"
-        "  if (uri.indexOf(PREFIX) !== 0) { return request; }\n"
-        "  var path = uri.slice(PREFIX.length);\n"
-        "  var last = path.split('/').pop();\n"
-        "  if (path === '' || path.charAt(path.length - 1) === '/') {\n"
-        "    request.uri = PREFIX + (KNOWN[path + 'index.html'] ? path : '') + 'index.html';\n"
-        "  } else if (!KNOWN[path] && last.replace(/^\\.+/, '').indexOf('.') === -1) {\n"
-        "    request.uri = PREFIX + (KNOWN[path + '/index.html'] ? path + '/' : '')"
-        " + 'index.html';\n"
-        "  }\n"
-        "  return request;\n"
-        "}\n"
+    code = environment.get_template("cloudfront_function.js.j2").render(
+        prefix=base_path.rstrip("/") + "/",
+        known=dict.fromkeys(function_routes(files), 1),
     )
+    if len(code.encode()) > FUNCTION_SIZE_LIMIT:
+        raise LlamawsError(
+            f"the UI's CloudFront function would be {len(code.encode())} bytes, over "
+            f"CloudFront's {FUNCTION_SIZE_LIMIT} (too many extension-less files or "
+            "directory indexes in the build).",
+            hint="Give those files an extension, or drop the nested index.html pages.",
+        )
+    return code

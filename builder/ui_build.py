@@ -14,10 +14,12 @@ API key would be baked into the public assets (:func:`public_secrets`); only the
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import subprocess
 import sys
 import threading
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import IO
@@ -27,6 +29,7 @@ from llamaws.adapter.errors import LlamawsError
 
 __all__ = [
     "DEFAULT_UI_PORT",
+    "UIBuildError",
     "build_ui",
     "install_command",
     "install_ui_dependencies",
@@ -46,6 +49,9 @@ DEFAULT_UI_PORT = 4502
 DEFAULT_SERVER_PORT = 4501
 
 Printer = Callable[[str], None]
+TAIL_LINES = 20
+"""Output lines a failed UI command shows."""
+_CONTRACT_VARIABLES = ("LLAMA_DEPLOY_DEPLOYMENT_BASE_PATH", "LLAMA_DEPLOY_DEPLOYMENT_NAME")
 
 
 def ui_base_path(deployment: Deployment) -> str:
@@ -168,23 +174,68 @@ def pump_output(stream: IO[bytes], prefix: str) -> threading.Thread:
     return thread
 
 
-def _run(command: Sequence[str], cwd: Path, env: Mapping[str, str], what: str) -> None:
-    print(f"llamaws: {what}: {' '.join(command)}", file=sys.stderr, flush=True)
+class UIBuildError(LlamawsError):
+    """A UI command failed: its last output lines and how to run it by hand."""
+
+    def __init__(self, message: str, *, hint: str, tail: Sequence[str]) -> None:
+        super().__init__(message, hint=hint)
+        self.tail = list(tail)
+
+
+def _stderr_line(line: str) -> None:
+    # Straight to file descriptor 2 (no Python-level lock), like pump_output.
+    os.write(2, f"[ui] {line}\n".encode())
+
+
+def _run(
+    command: Sequence[str],
+    cwd: Path,
+    env: Mapping[str, str],
+    what: str,
+    *,
+    on_output: Printer | None = None,
+    shown_env: Sequence[str] = (),
+) -> None:
+    """Run ``command``, each output line to ``on_output`` (default: stderr, prefixed).
+
+    A failure raises :class:`UIBuildError` with the last lines and a command line
+    that reproduces it (``shown_env`` names the variables it needs).
+    """
+    if on_output is None:
+        print(f"llamaws: {what}: {' '.join(command)}", file=sys.stderr, flush=True)
+    emit = on_output or _stderr_line
     process = subprocess.Popen(
         list(command), cwd=cwd, env=dict(env), stdout=subprocess.PIPE, stderr=subprocess.STDOUT
     )
     assert process.stdout is not None
-    pump = pump_output(process.stdout, "[ui] ")
+    stream = process.stdout
+    tail: deque[str] = deque(maxlen=TAIL_LINES)
+
+    def pump() -> None:
+        for raw in iter(stream.readline, b""):
+            line = raw.decode(errors="replace").rstrip("\r\n")
+            tail.append(line)
+            emit(line)
+        stream.close()
+
+    # A thread, so a grandchild that keeps the pipe open cannot hold the build up.
+    reader = threading.Thread(target=pump, name="ui-output", daemon=True)
+    reader.start()
     code = process.wait()
-    pump.join(timeout=5)
+    reader.join(timeout=5)
     if code != 0:
-        raise LlamawsError(
+        assignments = [f"{name}={shlex.quote(env[name])}" for name in shown_env if name in env]
+        reproduce = " ".join([*assignments, *map(shlex.quote, command)])
+        raise UIBuildError(
             f"{what} failed (exit code {code}): {' '.join(command)}",
-            hint=f"Run it in {cwd} to see why.",
+            hint=f"To see why: cd {shlex.quote(str(cwd))} && {reproduce}",
+            tail=tail,
         )
 
 
-def install_ui_dependencies(deployment: Deployment, environ: Mapping[str, str]) -> bool:
+def install_ui_dependencies(
+    deployment: Deployment, environ: Mapping[str, str], *, on_output: Printer | None = None
+) -> bool:
     """Install the UI's dependencies when :func:`needs_install`; True when it ran."""
     ui_dir = _ui_dir(deployment)
     assert deployment.config.ui is not None
@@ -192,7 +243,8 @@ def install_ui_dependencies(deployment: Deployment, environ: Mapping[str, str]) 
         return False
     manager = deployment.config.ui.package_manager
     env = {**environ, **package_manager_env(manager)}
-    _run(install_command(manager, ui_dir), ui_dir, env, "installing UI dependencies")
+    command = install_command(manager, ui_dir)
+    _run(command, ui_dir, env, "installing UI dependencies", on_output=on_output)
     return True
 
 
@@ -203,11 +255,14 @@ def build_ui(
     install: bool = True,
     ui_port: int = DEFAULT_UI_PORT,
     server_port: int = DEFAULT_SERVER_PORT,
+    on_output: Printer | None = None,
     public: bool = True,
 ) -> Path:
     """Run ``<package manager> run <build_command>`` in the UI dir; returns the output dir.
 
-    ``public``: the output will be published; refuse to bake the LlamaCloud key into it.
+    The output goes line by line to ``on_output`` (default: stderr, prefixed ``[ui]``);
+    a failure raises :class:`UIBuildError`. ``public``: the output will be published;
+    refuse to bake the LlamaCloud key into it.
     """
     ui_dir = _ui_dir(deployment)
     ui = deployment.config.ui
@@ -222,8 +277,15 @@ def build_ui(
             f"workflows (the server side gets {LLAMA_CLOUD_KEY}).",
         )
     if install:
-        install_ui_dependencies(deployment, environ)
-    _run(run_script_command(ui.package_manager, ui.build_command), ui_dir, env, "building the UI")
+        install_ui_dependencies(deployment, environ, on_output=on_output)
+    _run(
+        run_script_command(ui.package_manager, ui.build_command),
+        ui_dir,
+        env,
+        "building the UI",
+        on_output=on_output,
+        shown_env=_CONTRACT_VARIABLES,
+    )
     output = deployment.ui_build_dir
     assert output is not None
     if not (output / "index.html").is_file():

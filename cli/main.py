@@ -223,6 +223,12 @@ def _fail(message: str, code: int = 1) -> None:
 from llamaws.cli.dynamodb import app as dynamodb_app  # noqa: E402 - sub-apps after the root commands
 
 app.add_typer(dynamodb_app, name="dynamodb")
+from llamaws.cli.ui import app as ui_app  # noqa: E402
+
+app.add_typer(ui_app, name="ui")
+from llamaws.cli.keys import app as keys_app  # noqa: E402
+
+app.add_typer(keys_app, name="keys")
 
 
 def main() -> None:

@@ -9,6 +9,9 @@ The emulator plays the parts AWS plays around the function:
   Lambda, an event over 6 MB (6,291,456 bytes, after base64 of a binary body)
   is refused with 413 before any invocation, a response over 6 MB is a 502,
   and a function error or timeout is a 502 ``{"message": "Internal Server Error"}``.
+  With ``auth = "iam"`` the URL's ``AWS_IAM`` auth type is played too: SigV4 is
+  checked before invoking (``local/sigv4.py``), 403 ``{"Message": "Forbidden"}``
+  otherwise.
 - **Containers.** A :class:`ContainerPool` of RIE processes (``llamaws.local.rie``)
   running ``llamaws.adapter.handler.handler`` under ``awslambdaric``: each serves one
   invocation at a time; a new one is started (cold start) only when all are
@@ -49,13 +52,17 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from llamaws.adapter.config import AuthMode
 from llamaws.adapter.errors import LlamawsError
 
 from .engine import LocalEngine, start_local_engine
 from .lambda_events import http_event, http_response
 from .rie import Invocation, RieContainer
+
+if TYPE_CHECKING:
+    from .sigv4 import SigV4Verifier
 
 __all__ = [
     "ASYNC_INVOKE_PATH",
@@ -101,6 +108,9 @@ class LambdaSettings:
     extra_env: Mapping[str, str] = field(default_factory=dict)
     python: str = sys.executable
     """The interpreter of the app's environment (the containers run the handler with it)."""
+    auth: AuthMode = "key"
+    """The deployment's auth (``LLAMAWS_AUTH`` of the function); ``iam`` also makes the
+    emulated function URL check SigV4 signatures."""
 
     @property
     def s3_endpoint_url(self) -> str:
@@ -114,6 +124,7 @@ class LambdaSettings:
             "AWS_ENDPOINT_URL_DYNAMODB": self.dynamodb_endpoint,
             "AWS_ENDPOINT_URL_S3": self.s3_endpoint_url,
             "LLAMAWS_ASYNC_INVOKE_URL": async_invoke_url,
+            "LLAMAWS_AUTH": self.auth,
             **self.extra_env,
         }
         if self.s3_bucket:
@@ -354,8 +365,10 @@ class Sweeper:
 class LambdaFrontend:
     """The ASGI app on the app port: each request is one synchronous invocation."""
 
-    def __init__(self, service: LambdaService) -> None:
+    def __init__(self, service: LambdaService, *, iam: SigV4Verifier | None = None) -> None:
         self.service = service
+        self.iam = iam
+        """``auth = "iam"``: the function URL's AWS_IAM auth type (``local/sigv4.py``)."""
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":
@@ -376,15 +389,29 @@ class LambdaFrontend:
             return
         client = scope.get("client") or ("127.0.0.1", 0)
         raw_path = scope.get("raw_path") or scope["path"].encode()
+        headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]]
+        query = scope.get("query_string", b"").decode("latin-1")
         event = http_event(
             scope["method"],
             raw_path.decode("latin-1"),
-            scope.get("query_string", b"").decode("latin-1"),
-            [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]],
+            query,
+            headers,
             body,
             source_ip=str(client[0]),
             protocol=f"HTTP/{scope.get('http_version', '1.1')}",
         )
+        if self.iam is not None:
+            from .sigv4 import SignatureRejected
+
+            try:
+                caller = self.iam.verify(
+                    scope["method"], raw_path.decode("latin-1"), query, headers, body
+                )
+            except SignatureRejected as exc:
+                logger.warning("%s %s: 403, SigV4: %s", scope["method"], scope["path"], exc)
+                await _send(send, 403, {"Message": "Forbidden"})
+                return
+            event["requestContext"]["authorizer"] = {"iam": caller}
         payload = json.dumps(event).encode()
         if len(payload) > MAX_SYNC_PAYLOAD:
             await _send(send, 413, {"message": "Request Entity Too Large"})
@@ -538,7 +565,13 @@ def serve_lambda(
     from starlette.routing import Mount
 
     service = LambdaService(settings)
-    frontend = LambdaFrontend(service)
+    iam = None
+    if settings.auth == "iam":
+        from .auth import function_region
+        from .sigv4 import SigV4Verifier
+
+        iam = SigV4Verifier.from_environment(function_region(settings))
+    frontend = LambdaFrontend(service, iam=iam)
     app: Any = frontend
     if extra_routes:
         app = Starlette(routes=[*extra_routes, Mount("", app=frontend)])
@@ -569,6 +602,7 @@ def lambda_settings(
     sweep_interval: float,
     timeout: float,
     python: str = sys.executable,
+    auth: AuthMode = "key",
 ) -> tuple[LambdaSettings, LocalEngine | None]:
     """Resolve the function's settings; start a local engine when no endpoint is given."""
     endpoint = dynamodb_endpoint or os.environ.get("AWS_ENDPOINT_URL_DYNAMODB") or None
@@ -594,5 +628,6 @@ def lambda_settings(
         timeout=timeout,
         extra_env=extra_env,
         python=python,
+        auth=auth,
     )
     return settings, engine

@@ -323,6 +323,9 @@ def _run_lambda(
     options: ServeOptions, deployment: Deployment, sock: socket.socket, python: Path
 ) -> None:
     """``--lambda``: serve through ``llamaws.adapter.handler`` in RIE containers (no reload)."""
+    from llamaws.adapter.config import resolve_auth
+
+    from .auth import announce_auth
     from .lambda_mode import lambda_settings, serve_lambda
     from .logs import configure_logging
     from .ui import emulator_routes
@@ -337,6 +340,7 @@ def _run_lambda(
         sweep_interval=options.sweep_interval,
         timeout=options.lambda_timeout,
         python=str(python),
+        auth=resolve_auth(deployment, os.environ.get("LLAMAWS_AUTH")),
     )
     print(
         f"llamaws: --lambda: up to {settings.containers} container(s) running "
@@ -347,6 +351,13 @@ def _run_lambda(
     )
     _announce(options, deployment)
     try:
+        announce_auth(
+            settings,
+            app_dir=options.app_dir,
+            url=f"http://{_client_host(options.host)}:{options.port}",
+            base_path=deployment.base_path,
+            own_engine=engine is not None,
+        )
         serve_lambda(
             settings,
             sock,

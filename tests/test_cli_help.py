@@ -59,7 +59,7 @@ def test_every_command_help_shows_defaults_and_an_example(path: str) -> None:
     shown = [
         param.name
         for param in command.params
-        if param.default not in (None, False) and not getattr(param, "is_flag", False)
+        if param.default not in (None, False, "") and not getattr(param, "is_flag", False)
     ]
     assert done.stdout.count("[default:") >= len(shown), shown
 

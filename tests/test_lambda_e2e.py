@@ -59,7 +59,11 @@ def _lambda_emulator(
         "--persistence", "dynamodb", "--dynamodb-endpoint", moto.endpoint,
         "--dynamodb-table", f"llamaws-lambda-{uuid.uuid4().hex[:10]}",
     ]  # fmt: skip
-    emulator = Emulator(_copy_example(tmp_path_factory, example), free_port(), args)
+    # These tests are about the execution model: the API is opened explicitly (auth has
+    # its own tests, through the same handler, in tests/test_auth.py).
+    emulator = Emulator(
+        _copy_example(tmp_path_factory, example), free_port(), args, env={"LLAMAWS_AUTH": "none"}
+    )
     emulator.start(wait=False)
 
     def ready() -> bool:
@@ -275,6 +279,7 @@ def container_for(
         "AWS_ENDPOINT_URL_DYNAMODB": moto.endpoint,
         "AWS_ENDPOINT_URL_S3": moto.endpoint,
         "LLAMAWS_ASYNC_INVOKE_URL": captured.url,
+        "LLAMAWS_AUTH": "none",
     }
     return RieContainer(
         "llamaws.adapter.handler.handler", env=env, cwd=ROOT, timeout=timeout, log=log.open("wb")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import re
 import subprocess
 import sys
 from collections.abc import Callable
@@ -95,10 +96,18 @@ def test_lambda_mode_without_an_endpoint_starts_its_own_engine(
     emulator = emulator_factory(example_copy("hello"), "--lambda", "--lambda-containers", "1",
                                 wait=False)  # fmt: skip
 
+    # With auth = "key" (the default) on a throwaway table, the emulator makes a key.
+    key = wait_until(
+        lambda: re.search(r"llamaws_[0-9a-f]{12}_[\w-]{43}", emulator.logs()),
+        timeout=30,
+        what="the session key in the log",
+    )[0]
+
     def ran() -> bool:
         response = httpx.post(
             f"{emulator.url}/deployments/hello/workflows/greet/run",
             json={"start_event": {"name": "Ada"}},
+            headers={"authorization": f"Bearer {key}"},
             timeout=30,
         )
         return bool(response.json()["result"]["value"] == {"result": "Hello, Ada!"})

@@ -43,7 +43,7 @@ def settings_for(
             s3_endpoint=moto_server.endpoint,
             s3_bucket="llamaws-spill",
             create_table=True,
-            **overrides,
+            **{"auth": "none", **overrides},  # auth is tested in tests/test_auth.py
         )
 
     return make

@@ -66,6 +66,7 @@ def test_wheel_holds_only_the_llamaws_package(wheel: Path) -> None:
     assert "llamaws/adapter/handler.py" in names
     assert "llamaws/local/debugger/static/index.html" in names
     assert {"llamaws/builder/pins/lambda.txt", "llamaws/builder/pins/local.txt"} <= set(names)
+    assert "llamaws/builder/templates/cloudfront_function.js.j2" in names
 
 
 def test_installed_llamaws_exposes_no_generic_top_level_names(venv: Path, tmp_path: Path) -> None:

@@ -9,13 +9,17 @@ from pathlib import Path
 import httpx
 import pytest
 from starlette.applications import Starlette
+from typer.testing import CliRunner
 
 from llamaws.adapter.config import resolve_deployment
 from llamaws.adapter.errors import LlamawsError
 from llamaws.builder import ui_build
+from llamaws.builder.manifest import read_manifest, scan_build
+from llamaws.cli.main import app as cli
 from llamaws.local.debugger import debugger_routes
 
 from .support import EXAMPLES
+from .ui_support import ui_app_copy
 
 
 def _app_with_ui(root: Path, ui_section: str, scripts: dict[str, str]) -> Path:
@@ -95,3 +99,34 @@ async def test_debugger_redirects_to_its_offline_page() -> None:
         assert "http" not in page.text  # nothing from a CDN
         script = await client.get("/debugger/debugger.js")
         assert script.headers["content-type"].startswith("text/javascript")
+
+
+def test_ui_build_command_builds_the_example_and_writes_its_manifest(tmp_path: Path) -> None:
+    app = ui_app_copy(tmp_path)
+    result = CliRunner().invoke(cli, ["ui", "build", str(app), "--no-install"])
+    assert result.exit_code == 0, result.output
+    assert "vite build" in result.stderr  # the build's own output, as it runs
+    written = read_manifest(app / ".llamaws" / "build" / "ui-manifest.json")
+    assert written == scan_build(app / "ui" / "dist")
+    assert set(written.files) >= {"index.html", "robots.txt"}
+    page = (app / "ui" / "dist" / "index.html").read_text()
+    assert "/deployments/ui-app/ui/assets/" in page  # built for its base path
+    assert result.stdout.startswith(f"Built {app / 'ui' / 'dist'}: {len(written.files)} files")
+
+
+def test_ui_build_command_failure_shows_the_output_and_how_to_reproduce(tmp_path: Path) -> None:
+    if shutil.which("npm") is None:
+        pytest.skip("npm is not installed")
+    script = "echo compiling; echo 'src/x.ts: broken' >&2; exit 3"
+    app = _app_with_ui(tmp_path, 'directory = "ui"', {"build": script})
+    result = CliRunner().invoke(cli, ["ui", "build", str(app), "--no-install"])
+    assert result.exit_code == 1
+    assert "src/x.ts: broken" in result.stderr
+    error = result.stderr.strip().splitlines()[-1]
+    assert error.startswith("Error: building the UI failed (exit code 3): ")
+    assert (
+        f"To see why: cd {app / 'ui'} && LLAMA_DEPLOY_DEPLOYMENT_BASE_PATH=/deployments/hello/ui "
+        "LLAMA_DEPLOY_DEPLOYMENT_NAME=hello " in error
+    )
+    assert error.endswith("run build")
+    assert not (app / ".llamaws").exists()

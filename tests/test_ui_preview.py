@@ -50,6 +50,9 @@ def test_cache_and_content_type_rules() -> None:
     assert static_rules.cache_control("index.html") == "no-cache"
     assert static_rules.cache_control("robots.txt") == "no-cache"
     assert static_rules.cache_control("my-component.js") == "no-cache"  # a name, not a hash
+    # Rollup's base64url hashes may hold a '-'; a size in a name is no hash.
+    assert static_rules.cache_control("assets/index-D-PbV2Hm.css") == static_rules.CACHE_IMMUTABLE
+    assert static_rules.cache_control("apple-touch-icon-180x180.png") == "no-cache"
     assert static_rules.content_type("a.js") == "text/javascript; charset=utf-8"
     assert static_rules.content_type("a.svg") == "image/svg+xml; charset=utf-8"
     assert static_rules.content_type("a.woff2") == "font/woff2"

@@ -16,12 +16,15 @@ from collections.abc import Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from ..config import resolve_deployment, resolve_environment
+from ..config import resolve_auth, resolve_deployment, resolve_environment
 from ..errors import ConfigError
 from .events import parse_internal_event
 from .invoker import Invoker, invoker_from_env
+
+if TYPE_CHECKING:
+    from starlette.types import ASGIApp
 
 __all__ = ["Container", "ContainerSettings", "LambdaContext"]
 
@@ -46,6 +49,12 @@ class ContainerSettings:
     create_table: bool = False
     lease_seconds: float = 30.0
     safety_margin_seconds: float = 3.0
+    auth: str | None = None
+    """``LLAMAWS_AUTH`` (set by the stack): overrides ``[tool.llamaws] auth``."""
+    auth_cache_seconds: float = 30.0
+    """How long a container trusts what it read of a key or session (revocation delay)."""
+    session_seconds: int = 12 * 3600
+    """Lifetime of a session cookie from the sign-in page."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> ContainerSettings:
@@ -64,6 +73,9 @@ class ContainerSettings:
             s3_endpoint=environ.get("AWS_ENDPOINT_URL_S3") or None,
             create_table=environ.get("LLAMAWS_CREATE_TABLE") == "1",
             lease_seconds=float(environ.get("LLAMAWS_LEASE_SECONDS", "30")),
+            auth=environ.get("LLAMAWS_AUTH") or None,
+            auth_cache_seconds=float(environ.get("LLAMAWS_AUTH_CACHE_SECONDS", "30")),
+            session_seconds=int(environ.get("LLAMAWS_SESSION_SECONDS", str(12 * 3600))),
         )
 
 
@@ -74,7 +86,7 @@ class Container:
         from mangum import Mangum
         from workflows.plugins.basic import BasicRuntime
 
-        from ..app import create_app
+        from ..app import HEALTH_PATHS, create_app
         from ..loader import load_workflows
         from ..runtime_stack import RetainRunsDecorator
         from ..store import DynamoSettings, DynamoWorkflowStore
@@ -89,6 +101,7 @@ class Container:
         asyncio.set_event_loop(self.loop)
 
         deployment = resolve_deployment(settings.app_dir)
+        auth = resolve_auth(deployment, settings.auth)
         os.environ.update(resolve_environment(deployment, os.environ))
         store = DynamoWorkflowStore(
             DynamoSettings(
@@ -124,7 +137,23 @@ class Container:
             cancel=service_of(server).cancel_handler,
         )
         use_inbox_delivery(server, self.driver, coordination, invoker)
-        self.asgi = LambdaHttp(self.app.app, base_path=deployment.base_path, budget=_budget)
+        self.asgi: ASGIApp = LambdaHttp(
+            self.app.app, base_path=deployment.base_path, budget=_budget
+        )
+        if auth != "none":
+            from ..auth import AuthGate
+            from ..keys import KeyStore
+
+            self.asgi = AuthGate(
+                self.asgi,
+                mode=auth,
+                base_path=deployment.base_path,
+                keys=KeyStore(store.table, cache_seconds=settings.auth_cache_seconds)
+                if auth == "key"
+                else None,
+                open_paths=(*HEALTH_PATHS, f"{deployment.base_path}/health"),
+                session_seconds=settings.session_seconds,
+            )
         self.mangum = Mangum(self.asgi, lifespan="off")
         self.loop.run_until_complete(self.app.start())
 

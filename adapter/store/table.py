@@ -10,6 +10,8 @@ One table holds every item type (see ``docs/dynamodb.md``)::
     state            R#<run_id>       S#<namespace>      -             -
     lease            H#<handler_id>   LEASE              -             -
     inbox entry      H#<handler_id>   I#<ms>#<uuid>      -             -
+    API key          K#<key_id>       KEY                KEYS          <created_at>#<key_id>
+    session          K#<key_id>       SESSION#<id>       -             -
 
 ``infra`` builds the CloudFormation table from :func:`table_definition` and
 :data:`TTL_ATTRIBUTE`; ``llamaws dynamodb create-table`` and the emulator call
@@ -21,6 +23,7 @@ from __future__ import annotations
 from typing import Any
 
 __all__ = [
+    "API_KEYS_GSI1PK",
     "EVENT",
     "GSI1",
     "INBOX",
@@ -31,6 +34,8 @@ __all__ = [
     "TICK",
     "TTL_ATTRIBUTE",
     "WRITE_BATCH_LIMIT",
+    "api_key_gsi_key",
+    "api_key_key",
     "create_table",
     "handler_gsi_key",
     "handler_key",
@@ -42,6 +47,7 @@ __all__ = [
     "sequence_bounds",
     "sequence_key",
     "sequence_of",
+    "session_key",
     "state_key",
     "table_definition",
 ]
@@ -91,6 +97,25 @@ def lease_key(handler_id: str) -> dict[str, str]:
 def inbox_key(handler_id: str, entry_id: str) -> dict[str, str]:
     """An entry (posted event, cancel request) waiting for the run's driver."""
     return {PK: f"H#{handler_id}", SK: f"{INBOX}{entry_id}"}
+
+
+API_KEYS_GSI1PK = "KEYS"
+"""GSI1 partition listing a deployment's API keys (``llamaws keys list``, no Scan)."""
+
+
+def api_key_key(key_id: str) -> dict[str, str]:
+    """An API key of the deployment (its secret only as a hash; see ``adapter/keys.py``)."""
+    return {PK: f"K#{key_id}", SK: "KEY"}
+
+
+def api_key_gsi_key(created_at: str, key_id: str) -> dict[str, str]:
+    """GSI1 attributes of an API key item: listed in order of creation."""
+    return {GSI1PK: API_KEYS_GSI1PK, GSI1SK: f"{created_at}#{key_id}"}
+
+
+def session_key(key_id: str, session_id: str) -> dict[str, str]:
+    """A browser session signed in with API key ``key_id`` (beside it: revoking the key ends it)."""
+    return {PK: f"K#{key_id}", SK: f"SESSION#{session_id}"}
 
 
 def run_key(run_id: str) -> str:
