@@ -72,6 +72,7 @@ __all__ = [
     "Target",
     "app_requirements",
     "fingerprint",
+    "is_network_error",
     "llamaws_pins",
     "pins_from_lock",
     "resolve",
@@ -333,7 +334,7 @@ def _run_uv(command: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "NO_COLOR": "1"}
     env.pop("VIRTUAL_ENV", None)
     result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, check=False)
-    if result.returncode != 0 and "--offline" not in command and _is_network_error(result.stderr):
+    if result.returncode != 0 and "--offline" not in command and is_network_error(result.stderr):
         # No network: resolve from uv's cache.
         result = subprocess.run(
             [*command, "--offline"], cwd=cwd, env=env, capture_output=True, text=True, check=False
@@ -341,7 +342,8 @@ def _run_uv(command: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
     return result
 
 
-def _is_network_error(stderr: str) -> bool:
+def is_network_error(stderr: str) -> bool:
+    """Whether uv failed for want of the network (then its cache may do)."""
     markers = ("error sending request", "dns error", "Failed to fetch", "Could not connect")
     return any(marker in stderr for marker in markers)
 

@@ -235,13 +235,14 @@ def _same_python(venv: Path) -> bool:
 
 
 def _uv(arguments: list[str], cwd: Path) -> None:
-    from llamaws.builder.dependencies import uv_binary
+    from llamaws.builder.dependencies import is_network_error, uv_binary
 
     env = {**os.environ, "NO_COLOR": "1"}
     env.pop("VIRTUAL_ENV", None)
     command = [uv_binary(), *arguments]
     result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, check=False)
-    if result.returncode != 0 and "pip" in arguments and "Failed to fetch" in result.stderr:
+    if result.returncode != 0 and "pip" in arguments and is_network_error(result.stderr):
+        # No network: install from uv's cache.
         result = subprocess.run(
             [*command, "--offline"], cwd=cwd, env=env, capture_output=True, text=True, check=False
         )

@@ -97,9 +97,7 @@ def ui_running(
                 public=False,  # a local preview: the LlamaCloud key may reach the UI
             )
         except LlamawsError as exc:
-            record_ui_failure(
-                status_file, f"the UI is not served: {exc} The API keeps serving{skip}."
-            )
+            record_ui_failure(status_file, _not_served(exc, skip))
         yield
         return
     server = UIDevServer(
@@ -112,13 +110,18 @@ def ui_running(
     try:
         server.__enter__()
     except LlamawsError as exc:
-        record_ui_failure(status_file, f"the UI is not served: {exc} The API keeps serving{skip}.")
+        record_ui_failure(status_file, _not_served(exc, skip))
         yield
         return
     try:
         yield
     finally:
         server.__exit__(*sys.exc_info())
+
+
+def _not_served(exc: LlamawsError, skip: str) -> str:
+    said = str(exc).rstrip(".")
+    return f"the UI is not served: {said}. The API keeps serving{skip}."
 
 
 def emulator_routes(

@@ -186,7 +186,7 @@ def test_app_server_runs_in_the_app_folder(
             json.dumps({"name": "ui", "private": True, "scripts": {"build": build}})
         )
     args = [mode] + (["--lambda-containers", "1"] if mode == "--lambda" else [])
-    emulator = emulator_factory(app, *args, wait=False)
+    emulator = emulator_factory(app, *args, wait=False, LLAMAWS_AUTH="none")
 
     def answered() -> dict[str, Any] | None:
         try:
@@ -216,3 +216,29 @@ def test_editing_dependencies_while_serving_updates_the_environment(
 
     wait_until(moved, timeout=90, interval=0.2, what="the environment to follow pyproject.toml")
     assert emulator.logs().count("preparing the app's environment") == 2
+
+
+def test_environment_is_prepared_offline_from_uv_cache(
+    tmp_path: Path, emulator_factory: Callable[..., Emulator]
+) -> None:
+    # tomli-w 1.0.0 is in uv's cache (the tests above use it); no index is reachable.
+    app = make_app(tmp_path, "offline", ["tomli-w==1.0.0"])
+    unreachable = "http://127.0.0.1:9"
+    emulator = emulator_factory(
+        app, "--install", "--no-reload", HTTPS_PROXY=unreachable, HTTP_PROXY=unreachable,
+        https_proxy=unreachable, http_proxy=unreachable, NO_PROXY="127.0.0.1,localhost",
+    )  # fmt: skip
+    assert probe(emulator, "offline")["tomli_w"] == "1.0.0"
+
+
+def test_no_install_uses_the_environment_as_it_is(
+    tmp_path: Path, emulator_factory: Callable[..., Emulator]
+) -> None:
+    app = make_app(tmp_path, "as-is", ["tomli-w==1.0.0"])
+    emulator_factory(app, "--install", "--no-reload").stop()
+    config = app / "pyproject.toml"
+    config.write_text(config.read_text().replace("tomli-w==1.0.0", "tomli-w==1.2.0"))
+    emulator = emulator_factory(app, "--no-reload")  # the Emulator passes --no-install
+    seen = probe(emulator, "as-is")
+    assert seen["tomli_w"] == "1.0.0" and Path(seen["prefix"]) == environment_dir(app)
+    assert "preparing the app's environment" not in emulator.logs()

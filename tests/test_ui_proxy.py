@@ -210,7 +210,7 @@ def test_ui_packages_failing_to_install_leave_the_api_serving_and_the_ui_503(
     emulator = emulator_factory(app, "--install", "--ui-port", str(free_port()))
     line = next(x for x in emulator.logs().splitlines() if "the UI is not served" in x)
     assert line.startswith("llamaws: the UI is not served: installing UI dependencies failed")
-    assert "npm install" in line and f"Run it in {app / 'ui'}" in line
+    assert "npm install" in line and f"To see why: cd {app / 'ui'} && " in line
     assert line.endswith("The API keeps serving; --no-install skips installing its packages.")
     response = httpx.get(f"{emulator.url}{UI}/")
     assert response.status_code == 503
