@@ -25,6 +25,10 @@ after one untimed start of each server:
   ``--baseline-root DIR`` (a checkout of another llamaws with its own ``.venv``, e.g.
   ``git archive main``), against that llamaws's ``--no-install`` start in the same
   rounds (goal: <= 1.2).
+- **reload**: ``serve`` with reload on a fresh copy (the app's own environment; the
+  baseline's ``--no-install``), ``--reloads`` edits of the workflow module, 1 s apart;
+  each figure is the supervisor's own "reloaded in" (change on disk → ``/health``
+  answers from the new app server).
 - **floors**, measured in the same rounds: ``python -c pass`` and
   ``python -c "import llama_agents.server"`` with this venv's interpreter (run from a
   temp dir, like the servers), and a
@@ -567,6 +571,56 @@ def measure_throughput(
     return sequential, concurrent
 
 
+def reload_command(root: Path | None) -> Callable[[Path, int], list[str]]:
+    """``serve`` with reload (the default) from this checkout or ``root``'s .venv."""
+
+    def command(app: Path, port: int) -> list[str]:
+        base = [str(root / ".venv" / "bin" / "llamaws")] if root else llamaws_command()
+        flags = ["--no-open-browser", "--port", str(port)]
+        return [*base, "serve", str(app), *flags, *(["--no-install"] if root else [])]
+
+    return command
+
+
+def measure_reloads(
+    label: str, command: Callable[[Path, int], list[str]], app: Path, count: int
+) -> Samples:
+    """Touch the workflow module ``count`` times; the supervisor's "reloaded in" figures.
+
+    Each figure is the supervisor's own: from the change on disk to ``/health``
+    answering from the new app server.
+    """
+    samples = Samples(label)
+    port = free_port()
+    log = app.parent / f"reload-{port}.log"
+    process = spawn(command(app, port), cwd=app.parent, env=base_env(), log=log)
+    try:
+        with httpx.Client(trust_env=False, timeout=5) as client:
+            deadline = time.monotonic() + 120
+            while True:
+                with contextlib.suppress(httpx.HTTPError):
+                    if client.get(f"http://127.0.0.1:{port}{READY_PATH}").status_code == 200:
+                        break
+                if time.monotonic() > deadline or process.poll() is not None:
+                    raise BenchError(f"{label} did not start:\n{tail(log)}")
+                time.sleep(POLL_INTERVAL)
+        source = app / "src" / APP_NAME / "workflows.py"
+        for index in range(count):
+            seen = log.read_text().count("reloaded in")
+            time.sleep(1.0)  # past the watcher's debounce of the previous change
+            source.write_text(source.read_text() + f"\n# edit {index}\n")
+            deadline = time.monotonic() + 60
+            while log.read_text().count("reloaded in") == seen:
+                if time.monotonic() > deadline:
+                    raise BenchError(f"{label}: no reload after an edit:\n{tail(log)}")
+                time.sleep(0.05)
+            line = [x for x in log.read_text().splitlines() if "reloaded in" in x][-1]
+            samples.values.append(float(line.split("reloaded in ")[1].split()[0]))
+    finally:
+        kill_group(process)
+    return samples
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0] if __doc__ else None)
     parser.add_argument("--runs", type=int, default=7, help="startup runs per server (7)")
@@ -579,6 +633,7 @@ def main(argv: list[str] | None = None) -> int:
         help=f"venv holding llamactl {LLAMACTL_VERSION}; created if missing "
         "(default .llamaws/bench/llamactl-venv)",
     )  # fmt: skip
+    parser.add_argument("--reloads", type=int, default=5, help="timed reloads per server (5)")
     parser.add_argument(
         "--baseline-root", type=Path, default=None,
         help="a checkout of another llamaws (with its .venv) to time in the same rounds",
@@ -619,6 +674,17 @@ def main(argv: list[str] | None = None) -> int:
                 spec.label: measure_throughput(args, spec, fresh, client)
                 for spec in (llamaws, llamactl_spec)
             }
+            reloads = [
+                measure_reloads(
+                    "llamaws serve (app env)", reload_command(None), fresh(), args.reloads
+                )
+            ]
+            if args.baseline_root is not None:
+                root = args.baseline_root.resolve()
+                label = f"baseline ({display(root)}) --no-install"
+                reloads.append(
+                    measure_reloads(label, reload_command(root), fresh(), args.reloads)
+                )
     finally:
         kill_all()
 
@@ -640,6 +706,12 @@ def main(argv: list[str] | None = None) -> int:
         verdict = "met" if ratio <= 1.2 else "not met"
         say(f"  ratio app env (warm) / baseline --no-install (medians): {ratio:.3f}  "
             f"(goal <= 1.2: {verdict})")  # fmt: skip
+    say()
+    say("reload: change on disk → /health answers from the new app server (s)")
+    for samples in reloads:
+        say(samples.row(width))
+    if len(reloads) > 1:
+        say(f"  ratio app env / baseline (medians): {reloads[0].median / reloads[1].median:.3f}")
     say()
     say("floors (same rounds)")
     for samples in floors:
