@@ -23,8 +23,13 @@ from workflows.runtime.types.plugin import Runtime
 
 from .config import Deployment
 from .delivery import use_awaited_delivery
+from .handler_ids import use_unique_handler_ids
+from .http_errors import exception_handlers
+from .input_guard import MAX_REQUEST_BYTES, InputGuard
 from .loader import LoadedWorkflow
+from .openapi import served_openapi
 from .runtime_stack import durable_runtime
+from .upstream import served_workflow_names
 
 __all__ = ["DeploymentApp", "create_app"]
 
@@ -56,19 +61,25 @@ def create_app(
     extra_routes: Sequence[BaseRoute] = (),
     lifespan: bool = True,
     runtime: Runtime | None = None,
+    max_request_bytes: int | None = MAX_REQUEST_BYTES,
+    too_large_hint: str | None = None,
 ) -> DeploymentApp:
     """Build the app for ``deployment`` serving ``workflows`` on ``store``.
 
     ``extra_routes`` (the emulator's UI proxy, debugger) are matched before the
     workflow API. With ``lifespan=False`` the caller starts and stops the server
     (the Lambda handler does it once per container). ``runtime`` replaces the
-    default durable stack (the Lambda handler brings its own).
+    default durable stack (the Lambda handler brings its own). Request bodies
+    over ``max_request_bytes`` (Lambda's limit; None: no limit) get a 413 whose
+    message ends with ``too_large_hint``.
     """
     server = WorkflowServer(
         workflow_store=store,
         runtime=runtime or durable_runtime(store, idle_timeout=idle_timeout),
+        exception_handlers=exception_handlers(),
     )
     use_awaited_delivery(server)
+    use_unique_handler_ids(server)
     for item in workflows:
         server.add_workflow(item.name, item.workflow, additional_events=item.additional_events)
 
@@ -85,9 +96,13 @@ def create_app(
         return JSONResponse({"status": "Healthy"})
 
     async def openapi(request: Request) -> Response:
-        schema = server.openapi_schema()
-        schema["servers"] = [{"url": base}]
-        return JSONResponse(schema)
+        return JSONResponse(
+            served_openapi(
+                server.openapi_schema(),
+                base_path=base,
+                workflow_names=served_workflow_names(server),
+            )
+        )
 
     async def docs(request: Request) -> Response:
         return HTMLResponse(_docs_page(deployment.name, base, server.openapi_schema()))
@@ -107,7 +122,12 @@ def create_app(
         Route(f"{base}/docs", docs),
         Route(f"{base}/openapi.json", openapi),
         *extra_routes,
-        Mount(base, app=server.app),
+        Mount(
+            base,
+            app=InputGuard(
+                server.app, max_body_bytes=max_request_bytes, too_large_hint=too_large_hint
+            ),
+        ),
         Route("/deployments/{name}", unknown_deployment, methods=_ALL_METHODS),
         Route("/deployments/{name}/{rest:path}", unknown_deployment, methods=_ALL_METHODS),
     ]
@@ -120,7 +140,11 @@ def create_app(
         finally:
             await server.stop()
 
-    app = Starlette(routes=routes, lifespan=run_server if lifespan else None)
+    app = Starlette(
+        routes=routes,
+        lifespan=run_server if lifespan else None,
+        exception_handlers=exception_handlers(),
+    )
     return DeploymentApp(app=app, server=server, deployment=deployment)
 
 

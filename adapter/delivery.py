@@ -7,6 +7,11 @@ the error is only logged and the event is lost. llamaws awaits the delivery
 through the same runtime adapter before answering, so the client gets 200 only
 for an event the run's queue (or its durable reload) accepted, and a 500 naming
 the failure otherwise.
+
+Before either path sends, :func:`deliverable_run` checks the event the way the
+reference server does (404, 409) and that the run can take it now
+(:mod:`adapter.acceptance`): an event that would be dropped or would harm the run
+gets a 400 naming what the run takes.
 """
 
 from __future__ import annotations
@@ -17,13 +22,13 @@ from workflows.events import Event
 from workflows.runtime.types.step_id import StepId
 from workflows.runtime.types.ticks import TickAddEvent
 
+from .acceptance import run_acceptance
 from .upstream import (
     EventSendError,
     WorkflowService,
     external_adapter,
     override_service,
     service_of,
-    validate_step_message,
 )
 
 __all__ = ["deliverable_run", "use_awaited_delivery"]
@@ -35,7 +40,8 @@ async def deliverable_run(
     """The handler and run id an event may go to, checked as upstream does before sending.
 
     Raises the server's own errors: not found (404), finished (409), or
-    ``EventSendError`` (500) for an unserved workflow or a step that cannot take it.
+    ``EventSendError`` (500) for an unserved workflow; ``EventRefused`` (400) for an
+    event the run cannot take now (or a ``step`` it has not).
     """
     handler = await service.resolve_handler(handler_id)
     workflow = service.get_workflow(handler.workflow_name)
@@ -43,11 +49,8 @@ async def deliverable_run(
         raise EventSendError(f"Workflow {handler.workflow_name} not registered")
     if handler.run_id is None:
         raise EventSendError(f"Handler {handler_id} has no run ID")
-    if step is not None:
-        try:
-            validate_step_message(workflow, step, event)
-        except Exception as exc:
-            raise EventSendError(f"Failed to send event: {exc}") from exc
+    acceptance = await run_acceptance(service.store, workflow, handler.run_id)
+    acceptance.check(event, step)
     return handler, handler.run_id
 
 

@@ -1,7 +1,7 @@
 """The workflow runtime stack llamaws gives the official WorkflowServer.
 
 It is the server's default stack (tick persistence with resume, idle release)
-with two defects of ``llama-agents-server`` 0.8.0 fixed at their narrowest point:
+with three defects of ``llama-agents-server`` 0.8.0 fixed at their narrowest point:
 
 - **Lost answers.** ``BasicRuntime`` keeps a run's control-loop task only through a
   ``WeakValueDictionary``, and the server drops the handler it gets from
@@ -13,6 +13,9 @@ with two defects of ``llama-agents-server`` 0.8.0 fixed at their narrowest point
   than 30 s before a restart; llamaws resumes every ``running`` handler at start
   (the app's lifespan starts the server before any request is served, so the race
   that grace window guards against cannot happen).
+- **Idle release races.** The upstream idle-release decorator can abort a run that
+  an event just woke, or undo a cancel; llamaws's own
+  (:mod:`adapter.idle_release`) decides under one lock per run.
 """
 
 from __future__ import annotations
@@ -35,7 +38,8 @@ from workflows.runtime.types.plugin import (
 )
 from workflows.workflow import Workflow
 
-from .upstream import IdleReleaseDecorator, PersistenceDecorator
+from .idle_release import IdleReleaseDecorator
+from .upstream import PersistenceDecorator
 
 __all__ = ["RetainRunsDecorator", "durable_runtime"]
 
@@ -96,7 +100,7 @@ class RetainRunsDecorator(BaseRuntimeDecorator):
 
 
 def durable_runtime(store: AbstractWorkflowStore, *, idle_timeout: float = 60.0) -> Runtime:
-    """The server's durable stack over a run-retaining basic runtime."""
+    """The server's durable stack: llamaws's idle release over a run-retaining runtime."""
     persisted = PersistenceDecorator(
         RetainRunsDecorator(BasicRuntime()),
         store=store,

@@ -14,7 +14,6 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Literal
 
-from llama_agents.server._runtime.idle_release_runtime import IdleReleaseDecorator
 from llama_agents.server._runtime.persistence_runtime import (
     PersistenceDecorator,
     TickPersistenceDecorator,
@@ -22,6 +21,7 @@ from llama_agents.server._runtime.persistence_runtime import (
 )
 from llama_agents.server._service import (
     EventSendError,
+    HandlerAlreadyRunningError,
     HandlerCompletedError,
     _WorkflowService,
 )
@@ -30,10 +30,13 @@ from llama_agents.server._store.abstract_workflow_store import (
     StoredTick,
     decode_persistent_handler,
     is_terminal_status,
+    stream_workflow_ticks,
 )
+from workflows._event_matching import event_matches
 from workflows.utils import _nanoid
 
 if TYPE_CHECKING:
+    from llama_agents.client.protocol import HandlerData
     from llama_agents.server import WorkflowServer
     from workflows import Workflow
     from workflows.events import Event
@@ -41,14 +44,16 @@ if TYPE_CHECKING:
 
 __all__ = [
     "EventSendError",
+    "HandlerAlreadyRunningError",
     "HandlerCompletedError",
-    "IdleReleaseDecorator",
     "PersistenceDecorator",
+    "StartWorkflow",
     "StoredEvent",
     "StoredTick",
     "TickPersistenceDecorator",
     "WorkflowService",
     "decode_persistent_handler",
+    "event_matches",
     "external_adapter",
     "handler_status_from_exit_command",
     "is_terminal_status",
@@ -57,6 +62,7 @@ __all__ = [
     "served_workflow",
     "served_workflow_names",
     "service_of",
+    "stream_workflow_ticks",
     "validate_step_message",
     "workflow_steps",
 ]
@@ -68,6 +74,7 @@ WorkflowService = _WorkflowService
 
 SendEvent = Callable[[str, "Event", "str | None"], Awaitable[None]]
 CancelHandler = Callable[[str, bool], Awaitable[Literal["cancelled", "deleted"] | None]]
+StartWorkflow = Callable[..., Awaitable["HandlerData"]]
 
 
 def service_of(server: WorkflowServer) -> WorkflowService:
@@ -100,10 +107,14 @@ def override_service(
     *,
     send_event: SendEvent | None = None,
     cancel_handler: CancelHandler | None = None,
+    start_workflow: Callable[[StartWorkflow], StartWorkflow] | None = None,
 ) -> CancelHandler:
-    """Replace how ``server`` sends events / cancels, on this instance only.
+    """Replace how ``server`` sends events / cancels / starts runs, on this instance only.
 
-    Returns the server's own cancel (a caller that replaces it may still need it).
+    ``start_workflow`` wraps the service's own (it gets it and returns the
+    replacement; called as ``start_workflow(workflow=, handler_id=, context=,
+    start_event=)``). Returns the server's own cancel (a caller that replaces it
+    may still need it).
     """
     service = server._service
     own_cancel: CancelHandler = service.cancel_handler
@@ -111,6 +122,8 @@ def override_service(
         service.send_event = send_event  # type: ignore[method-assign,assignment]
     if cancel_handler is not None:
         service.cancel_handler = cancel_handler  # type: ignore[method-assign,assignment]
+    if start_workflow is not None:
+        service.start_workflow = start_workflow(service.start_workflow)  # type: ignore[method-assign,assignment]
     return own_cancel
 
 

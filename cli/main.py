@@ -144,6 +144,13 @@ def serve(
     sweep_interval: Annotated[
         float, typer.Option(help="--lambda: seconds between sweep invocations (0: none).", min=0)
     ] = 60.0,
+    request_limit: Annotated[
+        bool,
+        typer.Option(
+            help="Refuse request bodies over Lambda's 6 MB limit (413), as the deployed app "
+            "does; --no-request-limit lifts it locally (not with --lambda)."
+        ),
+    ] = True,
 ) -> None:
     """Serve a deployment on http://127.0.0.1:4501, like `llamactl serve`."""
     from llamaws.local.serve import ServeOptions
@@ -177,6 +184,7 @@ def serve(
         lambda_timeout=float(lambda_timeout),
         sweep_interval=sweep_interval,
         verbose=_state["verbose"],
+        request_limit=request_limit,
     )
     if not gc.isenabled():
         # main() paused the cyclic GC for the imports above: keep what they built out
@@ -229,6 +237,7 @@ app.add_typer(ui_app, name="ui")
 from llamaws.cli.keys import app as keys_app  # noqa: E402
 
 app.add_typer(keys_app, name="keys")
+app.command("synth")(__import__("llamaws.cli.synth", fromlist=["synth"]).synth)
 
 
 def main() -> None:

@@ -135,8 +135,16 @@ def _build(options: ServeOptions, deployment: Deployment, sock: socket.socket) -
             ui_port=options.ui_port,
             ui_status_file=options.ui_status_file,
         ),
+        **_request_limit(options),
     )
     return uvicorn.Server(_uvicorn_config(app.app, options, log_config))
+
+
+def _request_limit(options: ServeOptions) -> dict[str, Any]:
+    """``create_app``'s body limit: Lambda's unless ``--no-request-limit``."""
+    if not options.request_limit:
+        return {"max_request_bytes": None}
+    return {"too_large_hint": "Locally, `llamaws serve --no-request-limit` lifts the limit."}
 
 
 def _uvicorn_config(app: Any, options: ServeOptions, log_config: dict[str, Any]) -> Any:

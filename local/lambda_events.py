@@ -94,6 +94,9 @@ def http_event(
     return event
 
 
+_BODYLESS = frozenset((204, 304))
+
+
 def _is_text(content_type: str) -> bool:
     lowered = content_type.lower()
     return any(marker in lowered for marker in _TEXT_TYPES)
@@ -129,4 +132,9 @@ def http_response(result: Any) -> tuple[int, list[tuple[str, str]], bytes]:
     headers = [(name, value) for name, value in headers if name not in _HOP_BY_HOP]
     raw = result.get("body") or ""
     body = base64.b64decode(raw) if result.get("isBase64Encoded") else str(raw).encode()
-    return int(result["statusCode"]), headers, body
+    status = int(result["statusCode"])
+    if status in _BODYLESS or 100 <= status < 200:
+        # HTTP forbids a body here: sending one makes the HTTP server fail the response.
+        drop = ("content-length", "content-type")
+        return status, [(n, v) for n, v in headers if n not in drop], b""
+    return status, headers, body

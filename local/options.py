@@ -48,6 +48,8 @@ class ServeOptions:
     """``--lambda``: the function timeout in seconds."""
     sweep_interval: float = 60.0
     """``--lambda``: seconds between sweep invocations (0: none)."""
+    request_limit: bool = True
+    """Refuse request bodies over Lambda's 6 MB limit, as the deployed app does."""
     verbose: bool = False
     """``llamaws -v``: tracebacks instead of one ``Error:`` line."""
     ui_status_file: Path | None = None

@@ -30,6 +30,13 @@ class PreviewFiles(StaticFiles):
         super().__init__(directory=directory, check_dir=False)
         self._root = directory
 
+    def lookup_path(self, path: str) -> tuple[str, os.stat_result | None]:
+        # A path the OS cannot name (``%00``, a lone surrogate) names no file: 404, not 500.
+        try:
+            return super().lookup_path(path)
+        except (ValueError, UnicodeError):
+            return "", None
+
     def _is_file(self, relative: str) -> bool:
         _, stat_result = self.lookup_path(relative)
         return stat_result is not None and stat.S_ISREG(stat_result.st_mode)

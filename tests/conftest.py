@@ -21,7 +21,7 @@ def example_copy(tmp_path: Path) -> Callable[[str], Path]:
             EXAMPLES / name,
             target,
             ignore=shutil.ignore_patterns(
-                "node_modules", "workflows.db*", ".emulator-*", ".llamaws"
+                "node_modules", "workflows.db*", ".emulator-*", ".llamaws", "cdk.out"
             ),
         )
         return target

@@ -180,6 +180,19 @@ async def test_event_stream_of_a_finished_run_resumes_after_the_last_id(hello: E
     assert not [b for b in sse_blocks(again.text) if "data" in b]  # nothing twice
 
 
+async def test_drained_stream_is_a_bodyless_204_that_logs_no_protocol_error(
+    hello: Emulator,
+) -> None:
+    # It was a 204 with a JSON body: h11 logged a ~90-line traceback for every request.
+    client = client_for(hello, "hello")
+    started = await client.run_workflow_nowait("greet", start_event={"name": "Cy"})
+    _, ids = await stream_until(client, started.handler_id, "StopEvent")
+    with api(hello, "hello") as http:
+        drained = http.get(f"/events/{started.handler_id}", params={"after_sequence": ids[-1]})
+    assert drained.status_code == 204 and drained.content == b""
+    assert "LocalProtocolError" not in hello.logs()
+
+
 async def test_handler_list_shows_runs_driven_by_every_container(hello: Emulator) -> None:
     client = client_for(hello, "hello")
     ids = [

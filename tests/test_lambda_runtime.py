@@ -157,7 +157,7 @@ def test_event_stream_is_a_bounded_long_poll_resumed_by_sequence(
     )
     assert status == 200 and time.monotonic() - started < 4.0
     text = raw.decode()
-    assert "PromptEvent" in text and text.endswith("retry: 1000\n\n")
+    assert "PromptEvent" in text and text.endswith("retry: 200\n\n")
     last_id = max(int(line[4:]) for line in text.splitlines() if line.startswith("id: "))
     service.request("POST", f"{base}/events/{handler_id}", json_body=ANSWER)
     wait_until(lambda: handler_done(service, base, handler_id), what="answered run")
@@ -168,6 +168,47 @@ def test_event_stream_is_a_bounded_long_poll_resumed_by_sequence(
     ids = [int(line[4:]) for line in resumed.splitlines() if line.startswith("id: ")]
     assert ids and min(ids) > last_id
     assert "StopEvent" in resumed and "retry:" not in resumed
+
+
+def test_event_stream_answers_once_new_events_are_there_not_at_the_end_of_its_window(
+    settings_for: Callable[..., ContainerSettings], tmp_path: Path
+) -> None:
+    from .progress_app import write_progress_app
+
+    write_progress_app(tmp_path)
+    service = LambdaService(settings_for("progress"), containers=2, dispatch=False)
+    base = "/deployments/progress"
+    try:
+        status, _, raw = service.request(
+            "POST",
+            f"{base}/workflows/ticks/run-nowait",
+            json_body={"start_event": {"count": 8, "interval": 0.3}},
+        )
+        handler_id = json.loads(raw)["handler_id"]
+        driving = service.containers[1].invoke(service.queue.get(), budget=30.0)  # continue
+        polls: list[str] = []
+        last = "-1"
+        while not polls or "StopEvent" not in polls[-1]:
+            # A 30 s window each: the run publishes every 0.3 s and ends after ~2.4 s.
+            status, _, raw = service.request(
+                "GET", f"{base}/events/{handler_id}", params={"after_sequence": last}, budget=30
+            )
+            assert status == 200 and len(polls) < 40
+            polls.append(raw.decode())
+            ids = [line[4:] for line in polls[-1].splitlines() if line.startswith("id: ")]
+            last = ids[-1] if ids else last
+        driving.result()
+    finally:
+        service.close()
+    first = polls[0]
+    assert "Progress" in first and "StopEvent" not in first and first.endswith("retry: 200\n\n")
+    progress = [
+        json.loads(line[6:])["value"]["index"]
+        for text in polls
+        for line in text.splitlines()
+        if line.startswith("data: ") and '"Progress"' in line
+    ]
+    assert progress == list(range(8))  # each once, in order, across the resumed polls
 
 
 def test_bad_input_gets_the_reference_errors(service_for: Callable[..., LambdaService]) -> None:
@@ -189,7 +230,7 @@ def test_request_over_lambdas_payload_limit_is_413(
         "POST", "/deployments/hello/workflows/greet/run", json_body=big
     )
     assert status == 413
-    assert "payload limit" in json.loads(raw)["detail"]
+    assert "request limit of AWS Lambda" in json.loads(raw)["detail"]
 
 
 def test_cancel_and_purge_a_parked_run(service_for: Callable[..., LambdaService]) -> None:
@@ -524,7 +565,7 @@ def test_event_for_a_step_that_cannot_take_it_is_refused_before_the_inbox(
     handler_id = park(service, base, "ask")
     wrong_step = {**ANSWER, "step": "ask"}  # `ask` takes StartEvent, not HumanResponseEvent
     status, _, raw = service.request("POST", f"{base}/events/{handler_id}", json_body=wrong_step)
-    assert status == 500 and "Failed to send event" in json.loads(raw)["detail"]
+    assert status == 400 and "Step 'ask' can take now" in json.loads(raw)["detail"]
     right_step = {**ANSWER, "step": "answer"}
     assert service.request("POST", f"{base}/events/{handler_id}", json_body=right_step)[0] == 200
     done = wait_until(lambda: handler_done(service, base, handler_id), what="answered run")

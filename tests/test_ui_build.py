@@ -24,7 +24,9 @@ from .ui_support import ui_app_copy
 
 def _app_with_ui(root: Path, ui_section: str, scripts: dict[str, str]) -> Path:
     app = root / "hello"
-    shutil.copytree(EXAMPLES / "hello", app, ignore=shutil.ignore_patterns("workflows.db*"))
+    shutil.copytree(
+        EXAMPLES / "hello", app, ignore=shutil.ignore_patterns("workflows.db*", ".llamaws")
+    )
     with (app / "pyproject.toml").open("a") as handle:
         handle.write(f"\n[tool.llamadeploy.ui]\n{ui_section}\n")
     (app / "ui").mkdir()

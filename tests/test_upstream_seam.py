@@ -25,6 +25,7 @@ from workflows.runtime.types.commands import CommandCompleteRun, CommandFailWork
 from workflows.runtime.types.step_id import StepId
 
 from llamaws.adapter import upstream
+from llamaws.adapter.idle_release import IdleReleaseDecorator
 from llamaws.adapter.runtime_stack import durable_runtime
 
 
@@ -181,6 +182,49 @@ def test_store_helpers() -> None:
 def test_runtime_decorators_stack() -> None:
     store = MemoryWorkflowStore()
     stack = durable_runtime(store)
-    assert isinstance(stack, upstream.IdleReleaseDecorator)
+    assert isinstance(stack, IdleReleaseDecorator)
     assert issubclass(upstream.TickPersistenceDecorator, object)
     assert isinstance(stack._decorated, upstream.PersistenceDecorator)  # type: ignore[attr-defined]
+
+
+async def test_override_service_wraps_start_workflow_and_already_running_is_409(
+    running: tuple[WorkflowServer, httpx.AsyncClient],
+) -> None:
+    server, client = running
+    started: list[str] = []
+
+    def wrap(own: upstream.StartWorkflow) -> upstream.StartWorkflow:
+        async def start_workflow(workflow: Workflow, handler_id: str, **kwargs: object) -> object:
+            started.append(handler_id)
+            if handler_id == "taken":
+                raise upstream.HandlerAlreadyRunningError("taken")
+            return await own(workflow=workflow, handler_id=handler_id, **kwargs)
+
+        return start_workflow  # type: ignore[return-value]
+
+    upstream.override_service(server, start_workflow=wrap)
+    assert (await client.post("/workflows/ask/run-nowait", json={"handler_id": "free"})).is_success
+    taken = await client.post("/workflows/ask/run-nowait", json={"handler_id": "taken"})
+    assert taken.status_code == 409
+    assert started == ["free", "taken"]
+
+
+async def test_stream_workflow_ticks_yields_the_runs_journal(
+    running: tuple[WorkflowServer, httpx.AsyncClient],
+) -> None:
+    from workflows.runtime.types.ticks import TickAddEvent
+
+    server, client = running
+    handler = await start_waiting_run(client, server)
+    ticks = [
+        tick async for tick in upstream.stream_workflow_ticks(STORES[id(server)], handler["run_id"])
+    ]
+    assert any(isinstance(t, TickAddEvent) and isinstance(t.event, StartEvent) for t in ticks)
+
+
+def test_event_matches_is_the_routing_rule() -> None:
+    assert upstream.event_matches(Answer(response="x"), Answer, allow_subclasses=False)
+    assert not upstream.event_matches(
+        Answer(response="x"), HumanResponseEvent, allow_subclasses=False
+    )
+    assert upstream.event_matches(Answer(response="x"), HumanResponseEvent, allow_subclasses=True)

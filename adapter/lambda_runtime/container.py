@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from ..config import resolve_auth, resolve_deployment, resolve_environment
 from ..errors import ConfigError
+from ..secrets import load_app_secrets
 from .events import parse_internal_event
 from .invoker import Invoker, invoker_from_env
 
@@ -102,7 +103,17 @@ class Container:
 
         deployment = resolve_deployment(settings.app_dir)
         auth = resolve_auth(deployment, settings.auth)
-        os.environ.update(resolve_environment(deployment, os.environ))
+        # The env files' values come from SSM / Secrets Manager in the cloud (the
+        # files are not bundled) and win over the config's ``env``, as files do locally.
+        secrets = load_app_secrets(os.environ)
+        os.environ.update(secrets)
+        os.environ.update(
+            {
+                k: v
+                for k, v in resolve_environment(deployment, os.environ).items()
+                if k not in secrets
+            }
+        )
         store = DynamoWorkflowStore(
             DynamoSettings(
                 table_name=settings.table,

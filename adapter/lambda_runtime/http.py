@@ -5,10 +5,11 @@ Responses are buffered (Mangum) and a container is frozen after each response, s
 - ``POST …/workflows/<w>/run`` drives the run inline within the invocation's time
   budget; when the budget runs out it answers 504 naming the handler id, and the
   run continues asynchronously.
-- ``GET …/events/<id>`` is a bounded long-poll over the stored event log: what is
-  there (after ``after_sequence`` / ``Last-Event-ID``), then what arrives within a
-  bounded wait; a cut stream ends with an SSE ``retry:`` hint, and the client
-  resumes from the last id it saw.
+- ``GET …/events/<id>`` is a bounded long-poll over the stored event log: it
+  answers as soon as there is at least one event after ``after_sequence`` /
+  ``Last-Event-ID`` (lingering a moment to batch a burst), else after a bounded
+  wait; a cut stream ends with an SSE ``retry:`` hint, and the client resumes from
+  the last id it saw. A container is held only until the next event.
 - ``POST …/events/<id>`` puts the event in the run's inbox and asks for a driver;
   ``POST …/handlers/<id>/cancel`` cancels under the run's lease (or through the
   inbox when another container drives it).
@@ -29,6 +30,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from workflows.events import Event
 
 from ..delivery import deliverable_run
+from ..input_guard import MAX_REQUEST_BYTES, too_large_message
 from ..upstream import HandlerCompletedError, new_id, override_service, service_of
 from .coordination import Coordination, InboxEntry
 from .driver import TERMINAL, RunDriver
@@ -37,8 +39,6 @@ from .invoker import Invoker
 
 __all__ = ["MAX_REQUEST_BYTES", "LambdaHttp", "use_inbox_delivery"]
 
-MAX_REQUEST_BYTES = 6 * 1024 * 1024
-"""Lambda's request payload limit (synchronous invocations)."""
 
 Budget = Callable[[], float]
 """Seconds left in the current invocation (safety margin already taken off)."""
@@ -54,11 +54,13 @@ class LambdaHttp:
         base_path: str,
         budget: Budget,
         max_stream_seconds: float = 20.0,
-        retry_ms: int = 1000,
+        linger_seconds: float = 0.2,
+        retry_ms: int = 200,
     ) -> None:
         self.app = app
         self.budget = budget
         self.max_stream_seconds = max_stream_seconds
+        self.linger_seconds = linger_seconds
         self.retry_ms = retry_ms
         base = re.escape(base_path)
         self._run = re.compile(rf"^{base}/workflows/[^/]+/run$")
@@ -71,7 +73,7 @@ class LambdaHttp:
             return
         length = _content_length(scope)
         if length is not None and length > MAX_REQUEST_BYTES:
-            await _json(send, 413, {"detail": _too_large(length)})
+            await _json(send, 413, {"detail": too_large_message(length)})
             return
         path, method = scope["path"], scope["method"]
         if method == "POST" and self._run.match(path):
@@ -84,7 +86,7 @@ class LambdaHttp:
     async def _budgeted_run(self, scope: Scope, receive: Receive, send: Send) -> None:
         body = await _read_body(receive)
         if len(body) > MAX_REQUEST_BYTES:
-            await _json(send, 413, {"detail": _too_large(len(body))})
+            await _json(send, 413, {"detail": too_large_message(len(body))})
             return
         handler_id: str | None = None
         try:
@@ -128,13 +130,18 @@ class LambdaHttp:
         sse = _query_flag(scope, "sse", default=True)
         started = False
         ended = False
+        first_event = asyncio.Event()
 
         async def forward(message: Message) -> None:
             nonlocal started, ended
             if message["type"] == "http.response.start":
                 started = True
-            elif message["type"] == "http.response.body" and not message.get("more_body"):
-                ended = True
+            elif message["type"] == "http.response.body":
+                chunk = message.get("body", b"")
+                if chunk.strip() and not chunk.startswith(b":"):  # an event, not a heartbeat
+                    first_event.set()
+                if not message.get("more_body"):
+                    ended = True
             await send(message)
 
         async def no_disconnect() -> Message:
@@ -143,10 +150,22 @@ class LambdaHttp:
             await asyncio.Event().wait()
             raise AssertionError("unreachable")
 
-        limit = max(min(self.max_stream_seconds, self.budget()), 0.0)
+        deadline = time.monotonic() + max(min(self.max_stream_seconds, self.budget()), 0.0)
         inner = asyncio.ensure_future(self.app(scope, no_disconnect, forward))
-        done, _ = await asyncio.wait({inner}, timeout=limit)
-        if inner in done:
+        evented = asyncio.ensure_future(first_event.wait())
+        try:
+            await asyncio.wait(
+                {inner, evented},
+                timeout=max(deadline - time.monotonic(), 0.0),
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+            if first_event.is_set() and not inner.done():
+                # Events are there: linger a moment for the rest of a burst, then answer.
+                linger = min(self.linger_seconds, max(deadline - time.monotonic(), 0.0))
+                await asyncio.wait({inner}, timeout=linger)
+        finally:
+            evented.cancel()
+        if inner.done():
             inner.result()
             return
         inner.cancel()
@@ -238,13 +257,6 @@ def _content_length(scope: Scope) -> int | None:
             except ValueError:
                 return None
     return None
-
-
-def _too_large(size: int) -> str:
-    return (
-        f"Request body of {size} bytes exceeds Lambda's {MAX_REQUEST_BYTES} byte payload "
-        "limit; send large inputs by reference (e.g. an S3 key)."
-    )
 
 
 def _query_flag(scope: Scope, name: str, *, default: bool) -> bool:

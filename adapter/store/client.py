@@ -122,6 +122,8 @@ class TableClient:
         *,
         payload: Iterable[str],
         condition: str | None = None,
+        condition_values: dict[str, Any] | None = None,
+        condition_names: dict[str, str] | None = None,
         return_old: bool = False,
     ) -> dict[str, Any] | None:
         """Write ``item``; its ``payload`` attributes go to S3 when it is too large.
@@ -132,6 +134,10 @@ class TableClient:
         kwargs: dict[str, Any] = {"TableName": self.table_name, "Item": marshalled}
         if condition is not None:
             kwargs["ConditionExpression"] = condition
+        if condition_values:
+            kwargs["ExpressionAttributeValues"] = self.marshal(condition_values)
+        if condition_names:
+            kwargs["ExpressionAttributeNames"] = condition_names
         if return_old:
             kwargs["ReturnValues"] = "ALL_OLD"
         response = await self.call("put_item", **kwargs)

@@ -3,8 +3,13 @@
 Every request-serving read is a GetItem, BatchGetItem or Query (never a Scan);
 event and tick sequence numbers are allocated with a conditional put on the
 sequence item itself (``attribute_not_exists``), so they are gap-free and never
-duplicated even when processes race. The access pattern of every method is
-in ``docs/dynamodb.md``; the key layout is in :mod:`adapter.store.table`.
+duplicated even when processes race. Handler items carry a ``version``: every
+write is conditional on the version this store last read (optimistic
+concurrency), so two processes updating one handler never lose an update:
+``update_handler_status`` re-reads and retries, ``update`` of a handler changed
+by another writer since it was read raises :class:`HandlerConflict` (409). The
+access pattern of every method is in ``docs/dynamodb.md``; the key layout is in
+:mod:`adapter.store.table`.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from llama_agents.client.protocol.serializable_events import (  # type: ignore[import-untyped]
     EventEnvelopeWithMetadata,
@@ -26,6 +31,7 @@ from llama_agents.client.protocol.serializable_events import (  # type: ignore[i
 from llama_agents.server import AbstractWorkflowStore, HandlerQuery, PersistentHandler
 from workflows.context import JsonSerializer
 from workflows.context.serializers import BaseSerializer
+from workflows.events import StopEvent
 
 from ..upstream import StoredEvent, StoredTick, decode_persistent_handler, is_terminal_status
 from .client import ConditionFailed, StoreError, TableClient
@@ -47,7 +53,7 @@ from .table import (
     sequence_of,
 )
 
-__all__ = ["DynamoSettings", "DynamoWorkflowStore"]
+__all__ = ["DynamoSettings", "DynamoWorkflowStore", "HandlerConflict"]
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +61,16 @@ ALL_STATUSES = ("running", "completed", "failed", "cancelled")
 _TICK_PAGE = 100
 _MAX_SEQUENCE_ATTEMPTS = 64
 _CACHED_RUNS = 10_000
+_CACHED_VERSIONS = 10_000
+_MAX_WRITE_ATTEMPTS = 16
+VERSION = "version"
+_KEEP: Any = object()
+Status = Literal["running", "completed", "failed", "cancelled"]
+MAX_SORT_KEY_BYTES = 1024
+
+
+class HandlerConflict(ConditionFailed):
+    """A handler write lost to another writer (it exists, or changed since it was read)."""
 
 
 @dataclass(frozen=True)
@@ -93,6 +109,8 @@ class DynamoWorkflowStore(AbstractWorkflowStore):
         self._next_sequence: OrderedDict[tuple[str, str], int] = OrderedDict()
         self._sequence_locks: dict[tuple[str, str], asyncio.Lock] = {}
         self._waiters: dict[str, set[asyncio.Future[None]]] = {}
+        self._versions: OrderedDict[str, int] = OrderedDict()
+        """Handler id -> the version of its item this store last read or wrote."""
 
     # -- setup ----------------------------------------------------------------------
 
@@ -106,6 +124,69 @@ class DynamoWorkflowStore(AbstractWorkflowStore):
     # -- handlers -------------------------------------------------------------------
 
     async def update(self, handler: PersistentHandler) -> None:
+        """Write ``handler``: a new item, or the next version of the one this store read.
+
+        Raises :class:`HandlerConflict` when another writer created or changed the
+        item since (this store never overwrites a version it has not seen).
+        """
+        known = self._versions.get(handler.handler_id)
+        try:
+            await self._put_handler(handler, known)
+        except ConditionFailed as exc:
+            self._versions.pop(handler.handler_id, None)
+            what = "exists" if known is None else f"changed since version {known}"
+            raise HandlerConflict(
+                f"handler {handler.handler_id} {what}: another writer updated it",
+                hint="Read it again and retry.",
+            ) from exc
+
+    async def update_handler_status(
+        self,
+        run_id: str,
+        *,
+        status: Status | None = None,
+        result: StopEvent | None = None,
+        error: str | None = None,
+        idle_since: datetime | object | None = _KEEP,
+    ) -> None:
+        """Read the run's handler, change the given fields, write it if unchanged since.
+
+        A write that loses to another writer re-reads and tries again: both updates
+        land, in some order (the base class's read-then-overwrite loses one).
+        """
+        for attempt in range(_MAX_WRITE_ATTEMPTS):
+            items = await self._matching_items(HandlerQuery(run_id_in=[run_id]))
+            if not items:
+                logger.warning("update_handler_status: run %s not found, skipping", run_id)
+                return
+            handler = self._decode_handler(items[0])
+            now = datetime.now(UTC)
+            handler.updated_at = now
+            if status is not None:
+                handler.status = status
+                if is_terminal_status(status):
+                    handler.completed_at = now
+            if result is not None:
+                handler.result = result
+            if error is not None:
+                handler.error = error
+            if idle_since is not _KEEP:
+                assert idle_since is None or isinstance(idle_since, datetime)
+                handler.idle_since = idle_since
+            try:
+                await self._put_handler(handler, _version(items[0]))
+                return
+            except ConditionFailed:
+                await asyncio.sleep(min(0.01 * 2**attempt, 0.5) * random.uniform(0.5, 1.0))
+        raise StoreError(
+            f"DynamoDB PutItem on table '{self.table.table_name}': the handler of run "
+            f"{run_id} kept changing; gave up after {_MAX_WRITE_ATTEMPTS} attempts"
+        )
+
+    async def _put_handler(self, handler: PersistentHandler, expected: int | None) -> None:
+        """Put ``handler`` as version ``expected + 1``; only over version ``expected``
+        (``None``: only where no item is)."""
+        version = (expected or 0) + 1
         item: dict[str, Any] = {
             **handler_key(handler.handler_id),
             **handler_gsi_key(handler.status, handler.workflow_name, handler.handler_id),
@@ -121,13 +202,38 @@ class DynamoWorkflowStore(AbstractWorkflowStore):
             "updated_at": _iso(handler.updated_at),
             "completed_at": _iso(handler.completed_at),
             "idle_since": _iso(handler.idle_since),
+            VERSION: version,
         }
         if is_terminal_status(handler.status):
             finished = handler.completed_at or datetime.now(UTC)
             item[TTL_ATTRIBUTE] = int((finished + self.settings.retention).timestamp())
-        old = await self.table.put(item, payload=("result", "error"), return_old=True)
+        values: dict[str, Any] = {}
+        names: dict[str, str] = {}
+        if expected is None:
+            condition = "attribute_not_exists(PK)"
+        elif expected == 0:  # an item written before versions existed
+            condition, names = "attribute_exists(PK) AND attribute_not_exists(#v)", {"#v": VERSION}
+        else:
+            condition, names = "#v = :expected", {"#v": VERSION}
+            values = {":expected": expected}
+        old = await self.table.put(
+            item,
+            payload=("result", "error"),
+            condition=condition,
+            condition_values=values,
+            condition_names=names,
+            return_old=True,
+        )
+        self._saw(handler.handler_id, version)
         if handler.run_id is not None and (old is None or old.get("run_id") != handler.run_id):
             await self._point_run_at(handler.run_id, handler.handler_id)
+
+    def _saw(self, handler_id: str, version: int) -> None:
+        # Never backwards: a GSI listing (eventually consistent) may return an older item.
+        self._versions[handler_id] = max(version, self._versions.get(handler_id, 0))
+        self._versions.move_to_end(handler_id)
+        while len(self._versions) > _CACHED_VERSIONS:
+            self._versions.popitem(last=False)
 
     async def _point_run_at(self, run_id: str, handler_id: str) -> None:
         """Write the run's meta item: run id -> handler id (once per run)."""
@@ -165,6 +271,8 @@ class DynamoWorkflowStore(AbstractWorkflowStore):
         items = await self._matching_items(query)
         keys = [handler_key(item["handler_id"]) for item in items]
         for item in items:
+            self._versions.pop(item["handler_id"], None)
+        for item in items:
             if item.get("run_id"):
                 keys.extend(await self._run_item_keys(item["run_id"]))
         await self.table.batch_delete(keys)
@@ -190,7 +298,13 @@ class DynamoWorkflowStore(AbstractWorkflowStore):
     ) -> list[dict[str, Any]]:
         """Query GSI1: one Query per (status, workflow) pair asked for."""
         prefixes: list[str | None] = (
-            [f"{name}#" for name in dict.fromkeys(workflow_names)]
+            # A sort key holds at most 1,024 bytes: a longer prefix matches nothing (and
+            # DynamoDB would refuse the Query).
+            [
+                f"{name}#"
+                for name in dict.fromkeys(workflow_names)
+                if len(f"{name}#".encode()) <= MAX_SORT_KEY_BYTES
+            ]
             if workflow_names is not None
             else [None]
         )
@@ -212,6 +326,7 @@ class DynamoWorkflowStore(AbstractWorkflowStore):
         return found
 
     def _decode_handler(self, item: dict[str, Any]) -> PersistentHandler:
+        self._saw(item["handler_id"], _version(item))
         return decode_persistent_handler(
             {
                 "handler_id": item["handler_id"],
@@ -428,6 +543,11 @@ def _matches(item: dict[str, Any], query: HandlerQuery) -> bool:
     if any(allowed is not None and value not in allowed for allowed, value in checks):
         return False
     return query.is_idle is None or query.is_idle == (item.get("idle_since") is not None)
+
+
+def _version(item: dict[str, Any]) -> int:
+    """The item's version; 0 for an item written before versions existed."""
+    return int(item.get(VERSION) or 0)
 
 
 def _iso(value: datetime | None) -> str | None:
