@@ -237,7 +237,9 @@ app.add_typer(ui_app, name="ui")
 from llamaws.cli.keys import app as keys_app  # noqa: E402
 
 app.add_typer(keys_app, name="keys")
-app.command("synth")(__import__("llamaws.cli.synth", fromlist=["synth"]).synth)
+app.command("synth", epilog=example("llamaws synth examples/hello --strict"))(
+    __import__("llamaws.cli.synth", fromlist=["synth"]).synth
+)
 
 
 def main() -> None:
