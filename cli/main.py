@@ -229,8 +229,10 @@ def _fail(message: str, code: int = 1) -> None:
 
 
 from llamaws.cli.dynamodb import app as dynamodb_app  # noqa: E402 - sub-apps after the root commands
+from llamaws.cli.tokens import app as tokens_app  # noqa: E402
 
 app.add_typer(dynamodb_app, name="dynamodb")
+app.add_typer(tokens_app, name="tokens")
 from llamaws.cli.ui import app as ui_app  # noqa: E402
 
 app.add_typer(ui_app, name="ui")
