@@ -44,7 +44,7 @@ ApiKey = Annotated[
 Token = Annotated[str, typer.Argument(help="The wait token (see `llamaws tokens list`).")]
 
 
-@app.command("list")
+@app.command("list", epilog="Example:\n\n  $ llamaws tokens list HANDLER_ID")
 def list_waits(
     handler_id: Annotated[str, typer.Argument(help="The run's handler id.")],
     url: Url = DEFAULT_URL,
@@ -68,13 +68,16 @@ def list_waits(
         )
 
 
-@app.command()
+@app.command(epilog="Example:\n\n  $ llamaws tokens describe TOKEN")
 def describe(token: Token, url: Url = DEFAULT_URL, api_key: ApiKey = None) -> None:
     """The wait of a token, any status (JSON)."""
     print(json.dumps(_call("GET", f"/tokens/{token}", url, api_key), indent=2))
 
 
-@app.command()
+@app.command(
+    epilog="Example:\n\n  $ llamaws tokens success TOKEN "
+    "--event-json '{\"type\": \"Approved\", \"value\": {}}'"
+)
 def success(
     token: Token,
     event_json: Annotated[
@@ -93,7 +96,9 @@ def success(
     _summary(_call("POST", f"/tokens/{token}/success", url, api_key, {"event": event}))
 
 
-@app.command()
+@app.command(
+    epilog="Example:\n\n  $ llamaws tokens failure TOKEN --error Rejected --cause 'not today'"
+)
 def failure(
     token: Token,
     error: Annotated[str, typer.Option(help="Error name, e.g. Rejected.")] = "Failed",
@@ -106,7 +111,7 @@ def failure(
     _summary(_call("POST", f"/tokens/{token}/failure", url, api_key, body))
 
 
-@app.command()
+@app.command(epilog="Example:\n\n  $ llamaws tokens heartbeat TOKEN")
 def heartbeat(token: Token, url: Url = DEFAULT_URL, api_key: ApiKey = None) -> None:
     """Keep the wait alive: push its heartbeat deadline."""
     _summary(_call("POST", f"/tokens/{token}/heartbeat", url, api_key))
