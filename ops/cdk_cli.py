@@ -62,7 +62,7 @@ class CdkCli:
         on_line: Callable[[str], None] | None = None,
     ) -> CdkRun:
         """Run ``cdk ARGS``; each line of its output (stdout and stderr) to ``on_line``."""
-        environment = {**env, "NO_COLOR": "1", "FORCE_COLOR": "0", "CI": env.get("CI", "")}
+        environment = {**env, "NO_COLOR": "1", "FORCE_COLOR": "0"}
         tail: deque[str] = deque(maxlen=TAIL_LINES)
         process = subprocess.Popen(
             [self.node, str(self.script), *args],

@@ -27,7 +27,7 @@ import re
 import shutil
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -258,7 +258,7 @@ def deploy(options: DeployOptions, progress: Progress) -> DeployResult:
             ui_build=ui_result.plan.build_id if ui_result is not None else None,
             commit=app_commit(deployment.config_dir),
         )
-    return DeployResult(**{**result.__dict__, "record": record})
+    return replace(result, record=record)
 
 
 def _checks(
