@@ -69,6 +69,10 @@ class Settings(BaseModel):
     async_max_event_age_seconds: int = Field(default=21600, ge=60, le=21600)
     sweep_minutes: int = Field(default=5, ge=0, le=1440)
     """Minutes between sweep invocations (0: no schedule)."""
+    streaming: bool = True
+    """Response streaming: the function URL in ``RESPONSE_STREAM`` mode and the streaming
+    runtime loop (live event streams); false: ``BUFFERED`` and the long-poll (e.g. for a
+    function in a VPC, whose URL cannot stream)."""
 
     # -- state
     point_in_time_recovery: bool = True

@@ -236,7 +236,7 @@ def bundled_function(
     moto_server: MotoServer,
     dynamo_table_name: str,
     tmp_path: Path,
-) -> Iterator[ContainerPool]:
+) -> Iterator[ContainerPool[RieContainer]]:
     import boto3
 
     from llamaws.adapter.store.table import create_table
@@ -284,7 +284,9 @@ def bundled_function(
         log.close()
 
 
-def call(pool: ContainerPool, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+def call(
+    pool: ContainerPool[RieContainer], method: str, path: str, body: Any = None
+) -> tuple[int, Any]:
     raw = b"" if body is None else json.dumps(body).encode()
     headers = [("host", "bundle.test"), ("content-type", "application/json")]
     path, _, query = path.partition("?")
@@ -295,7 +297,7 @@ def call(pool: ContainerPool, method: str, path: str, body: Any = None) -> tuple
 
 
 def test_bundle_alone_serves_a_run_and_a_hitl_answer_under_the_rie(
-    bundled_function: ContainerPool, bundle: Bundle
+    bundled_function: ContainerPool[RieContainer], bundle: Bundle
 ) -> None:
     base = "/deployments/hitl"
     status, started = call(
