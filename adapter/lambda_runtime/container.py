@@ -83,6 +83,8 @@ class ContainerSettings:
     """Streamed responses: how long an event stream stays open at most (``retry:`` then)."""
     heartbeat_seconds: float = 10.0
     """Streamed responses: an idle event stream gets a heartbeat this often."""
+    event_poll_seconds: float = 0.1
+    """An open event stream looks for new events in the table at least this often."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> ContainerSettings:
@@ -106,6 +108,7 @@ class ContainerSettings:
             session_seconds=int(environ.get("LLAMAWS_SESSION_SECONDS", str(12 * 3600))),
             stream_seconds=float(environ.get("LLAMAWS_STREAM_SECONDS", "120")),
             heartbeat_seconds=float(environ.get("LLAMAWS_HEARTBEAT_SECONDS", "10")),
+            event_poll_seconds=float(environ.get("LLAMAWS_EVENT_POLL_SECONDS", "0.1")),
         )
 
 
@@ -149,7 +152,7 @@ class Container:
                 endpoint_url=settings.dynamodb_endpoint,
                 s3_bucket=settings.s3_bucket,
                 s3_endpoint_url=settings.s3_endpoint,
-                poll_interval=0.5,
+                poll_interval=settings.event_poll_seconds,
             )
         )
         if settings.create_table:
