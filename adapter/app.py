@@ -30,6 +30,9 @@ from .loader import LoadedWorkflow
 from .openapi import served_openapi
 from .runtime_stack import durable_runtime
 from .upstream import served_workflow_names
+from .waits.routes import openapi_paths, wait_routes
+from .waits.service import WaitTokens
+from .waits.setup import wait_tokens_for, with_wait_tokens
 
 __all__ = ["DeploymentApp", "create_app"]
 
@@ -43,12 +46,17 @@ class DeploymentApp:
     app: Starlette
     server: WorkflowServer
     deployment: Deployment
+    waits: WaitTokens
+    wait_sweep_interval: float | None = None
 
     async def start(self) -> None:
         """Start the workflow server once (resumes running handlers)."""
         await self.server.start()
+        if self.wait_sweep_interval is not None:
+            self.waits.start_sweeper(self.wait_sweep_interval)
 
     async def stop(self) -> None:
+        await self.waits.stop_sweeper()
         await self.server.stop()
 
 
@@ -63,6 +71,7 @@ def create_app(
     runtime: Runtime | None = None,
     max_request_bytes: int | None = MAX_REQUEST_BYTES,
     too_large_hint: str | None = None,
+    wait_sweep_interval: float | None = 1.0,
 ) -> DeploymentApp:
     """Build the app for ``deployment`` serving ``workflows`` on ``store``.
 
@@ -71,15 +80,20 @@ def create_app(
     (the Lambda handler does it once per container). ``runtime`` replaces the
     default durable stack (the Lambda handler brings its own). Request bodies
     over ``max_request_bytes`` (Lambda's limit; None: no limit) get a 413 whose
-    message ends with ``too_large_hint``.
+    message ends with ``too_large_hint``. Wait tokens expire in a background task
+    every ``wait_sweep_interval`` seconds (``None``: the Lambda handler's ``sweep``
+    does it).
     """
+    waits = wait_tokens_for(deployment, workflows, store)
+    runtime = runtime or durable_runtime(store, idle_timeout=idle_timeout)
     server = WorkflowServer(
         workflow_store=store,
-        runtime=runtime or durable_runtime(store, idle_timeout=idle_timeout),
+        runtime=with_wait_tokens(runtime, waits),
         exception_handlers=exception_handlers(),
     )
     use_awaited_delivery(server)
     use_unique_handler_ids(server)
+    waits.attach(server)
     for item in workflows:
         server.add_workflow(item.name, item.workflow, additional_events=item.additional_events)
 
@@ -95,17 +109,18 @@ def create_app(
     async def healthy(request: Request) -> Response:
         return JSONResponse({"status": "Healthy"})
 
+    def schema() -> dict[str, object]:
+        described = server.openapi_schema()
+        described["paths"] = {**described.get("paths", {}), **openapi_paths()}
+        return described
+
     async def openapi(request: Request) -> Response:
         return JSONResponse(
-            served_openapi(
-                server.openapi_schema(),
-                base_path=base,
-                workflow_names=served_workflow_names(server),
-            )
+            served_openapi(schema(), base_path=base, workflow_names=served_workflow_names(server))
         )
 
     async def docs(request: Request) -> Response:
-        return HTMLResponse(_docs_page(deployment.name, base, server.openapi_schema()))
+        return HTMLResponse(_docs_page(deployment.name, base, schema()))
 
     async def unknown_deployment(request: Request) -> Response:
         name = request.path_params["name"]
@@ -121,6 +136,7 @@ def create_app(
         Route(f"{base}/", redirect_landing),
         Route(f"{base}/docs", docs),
         Route(f"{base}/openapi.json", openapi),
+        *wait_routes(waits, base),
         *extra_routes,
         Mount(
             base,
@@ -134,18 +150,19 @@ def create_app(
 
     @asynccontextmanager
     async def run_server(app: Starlette) -> AsyncIterator[None]:
-        await server.start()
+        await made.start()
         try:
             yield
         finally:
-            await server.stop()
+            await made.stop()
 
     app = Starlette(
         routes=routes,
         lifespan=run_server if lifespan else None,
         exception_handlers=exception_handlers(),
     )
-    return DeploymentApp(app=app, server=server, deployment=deployment)
+    made = DeploymentApp(app, server, deployment, waits, wait_sweep_interval)
+    return made
 
 
 _ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]

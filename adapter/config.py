@@ -31,10 +31,13 @@ from .errors import ConfigError
 
 __all__ = [
     "AUTH_MODES",
+    "LLAMA_CLOUD_DEFAULT_BASE_URL",
     "AuthMode",
     "Deployment",
     "DeploymentConfig",
     "UIConfig",
+    "llama_cloud_environment",
+    "missing_env_files",
     "resolve_auth",
     "resolve_deployment",
     "resolve_environment",
@@ -44,6 +47,8 @@ __all__ = [
 DEFAULT_DEPLOYMENT_NAME = "default"
 TOML_FILES = ("llama_agents.toml", "llama_deploy.toml")
 YAML_FILES = ("llama_agents.yaml", "llama_deploy.yaml")
+LLAMA_CLOUD_DEFAULT_BASE_URL = "https://api.cloud.llamaindex.ai"
+_LLAMA_CLOUD_PUBLIC_PREFIXES = ("PUBLIC_", "VITE_", "NEXT_PUBLIC_")
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _IMPORT_RE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
 
@@ -225,6 +230,41 @@ def resolve_environment(deployment: Deployment, environ: Mapping[str, str]) -> d
             f"{', '.join(missing)}.",
             hint="Provide them via your environment or the deployment's env files.",
         )
+    return values
+
+
+def missing_env_files(deployment: Deployment) -> list[Path]:
+    """The ``env_files`` that do not exist (resolution skips them, like the reference)."""
+    return [
+        deployment.config_dir / name
+        for name in deployment.config.env_files
+        if not (deployment.config_dir / name).is_file()
+    ]
+
+
+def llama_cloud_environment(config: DeploymentConfig, environ: Mapping[str, str]) -> dict[str, str]:
+    """The LlamaCloud variables to set for the app and its UI (``llama_cloud = true``).
+
+    What ``llamactl serve`` 0.10.4 injects from an API key found in ``environ`` (the
+    process environment plus the app's own variables): ``LLAMA_CLOUD_API_KEY``,
+    ``LLAMA_CLOUD_BASE_URL`` (default ``https://api.cloud.llamaindex.ai``), copies of
+    both prefixed ``PUBLIC_``, ``VITE_`` and ``NEXT_PUBLIC_`` for UI frameworks, and the
+    project id (``LLAMA_AGENTS_PROJECT_ID``, else ``LLAMA_DEPLOY_PROJECT_ID``) under both
+    names. Nothing without ``llama_cloud``; no key: only the project id.
+    """
+    if not config.llama_cloud:
+        return {}
+    values: dict[str, str] = {}
+    project_id = environ.get("LLAMA_AGENTS_PROJECT_ID") or environ.get("LLAMA_DEPLOY_PROJECT_ID")
+    if project_id:
+        values["LLAMA_AGENTS_PROJECT_ID"] = project_id
+        values["LLAMA_DEPLOY_PROJECT_ID"] = project_id
+    key = environ.get("LLAMA_CLOUD_API_KEY")
+    if key:
+        url = environ.get("LLAMA_CLOUD_BASE_URL") or LLAMA_CLOUD_DEFAULT_BASE_URL
+        for prefix in ("", *_LLAMA_CLOUD_PUBLIC_PREFIXES):
+            values[f"{prefix}LLAMA_CLOUD_API_KEY"] = key
+            values[f"{prefix}LLAMA_CLOUD_BASE_URL"] = url
     return values
 
 

@@ -30,6 +30,7 @@ from .upstream import (
     override_service,
     service_of,
 )
+from .waits.service import consuming_waits
 
 __all__ = ["deliverable_run", "use_awaited_delivery"]
 
@@ -68,4 +69,4 @@ def use_awaited_delivery(server: WorkflowServer) -> None:
         except Exception as exc:
             raise EventSendError(f"Failed to send event: {exc}") from exc
 
-    override_service(server, send_event=send_event)
+    override_service(server, send_event=consuming_waits(server, send_event))

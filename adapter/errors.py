@@ -6,7 +6,7 @@ prints ``Error: message`` and exits 1.
 
 from __future__ import annotations
 
-__all__ = ["ConfigError", "LlamawsError", "WorkflowLoadError"]
+__all__ = ["ConfigError", "LlamawsError", "MissingModuleError", "WorkflowLoadError"]
 
 
 class LlamawsError(Exception):
@@ -20,7 +20,11 @@ class LlamawsError(Exception):
         self.hint = hint
 
     def __str__(self) -> str:
-        return f"{self.message} {self.hint}" if self.hint else self.message
+        if not self.hint:
+            return self.message
+        # Two sentences, punctuated: "port 4501 is already in use. Stop the other ...".
+        end = "" if self.message.endswith((".", "!", "?", ":")) else "."
+        return f"{self.message}{end} {self.hint}"
 
 
 class ConfigError(LlamawsError):
@@ -31,3 +35,16 @@ class ConfigError(LlamawsError):
 
 class WorkflowLoadError(LlamawsError):
     """A configured ``module:attr`` could not be imported or is not a workflow."""
+
+
+class MissingModuleError(WorkflowLoadError):
+    """A workflow module imports a module that is not installed.
+
+    ``module`` is the missing module, ``distribution`` the package that provides it
+    (the one to add to the app's dependencies), as far as it can be told.
+    """
+
+    def __init__(self, message: str, *, module: str, distribution: str, hint: str) -> None:
+        super().__init__(message, hint=hint)
+        self.module = module
+        self.distribution = distribution

@@ -12,6 +12,7 @@ from __future__ import annotations
 import ast
 import importlib
 import inspect
+import re
 import sys
 import textwrap
 from collections.abc import Callable, Iterable
@@ -23,10 +24,10 @@ from workflows import Workflow
 from workflows.events import Event
 
 from .config import Deployment
-from .errors import WorkflowLoadError
+from .errors import MissingModuleError, WorkflowLoadError
 from .upstream import served_workflow, served_workflow_names, workflow_steps
 
-__all__ = ["LoadedWorkflow", "load_workflows", "waiter_event_types"]
+__all__ = ["LoadedWorkflow", "load_workflows", "missing_module_error", "waiter_event_types"]
 
 
 @dataclass
@@ -43,11 +44,11 @@ def load_workflows(deployment: Deployment) -> list[LoadedWorkflow]:
     _add_import_paths(deployment.python_paths)
     config = deployment.config
     if config.app is not None:
-        loaded = _workflows_of_server(_import_target(config.app, "app"))
+        loaded = _workflows_of_server(_import_target(config.app, "app", deployment.config_dir))
     else:
         loaded = []
         for name, target in config.workflows.items():
-            workflow = _import_target(target, f"workflows.{name}")
+            workflow = _import_target(target, f"workflows.{name}", deployment.config_dir)
             if not isinstance(workflow, Workflow):
                 raise WorkflowLoadError(
                     f"'{target}' (workflows.{name}) is a {type(workflow).__name__}, "
@@ -112,7 +113,7 @@ def _add_import_paths(paths: list[Path]) -> None:
             sys.path.insert(0, entry)
 
 
-def _import_target(target: str, field_name: str) -> Any:
+def _import_target(target: str, field_name: str, app_dir: Path) -> Any:
     module_name, _, attr = target.partition(":")
     try:
         module = importlib.import_module(module_name)
@@ -122,12 +123,7 @@ def _import_target(target: str, field_name: str) -> Any:
                 f"cannot import '{target}' ({field_name}): no module named '{exc.name}'",
                 hint="Check the module path; app modules are looked up in src/ and the app dir.",
             ) from exc
-        raise WorkflowLoadError(
-            f"cannot import '{target}' ({field_name}): it needs the module '{exc.name}', "
-            "which is not installed",
-            hint="Install the app's dependencies (run `llamaws serve` without --no-install, "
-            f"or `uv pip install {exc.name}`).",
-        ) from exc
+        raise missing_module_error(target, field_name, exc.name or "?", app_dir) from exc
     except Exception as exc:
         raise WorkflowLoadError(
             f"cannot import '{target}' ({field_name}): {type(exc).__name__}: {exc}"
@@ -142,6 +138,84 @@ def _import_target(target: str, field_name: str) -> Any:
             f"attribute '{attr}'"
         ) from exc
     return value
+
+
+# Import names whose distribution is named otherwise (the common ones).
+_DISTRIBUTIONS = {
+    "attr": "attrs",
+    "bs4": "beautifulsoup4",
+    "cv2": "opencv-python",
+    "dateutil": "python-dateutil",
+    "docx": "python-docx",
+    "dotenv": "python-dotenv",
+    "fitz": "pymupdf",
+    "jwt": "pyjwt",
+    "magic": "python-magic",
+    "PIL": "pillow",
+    "pptx": "python-pptx",
+    "sklearn": "scikit-learn",
+    "yaml": "pyyaml",
+}
+
+
+def missing_module_error(
+    target: str, field_name: str, missing: str, app_dir: Path
+) -> MissingModuleError:
+    """The error for ``target`` needing ``missing``: it names the distribution to add."""
+    top = missing.split(".", 1)[0]
+    installed = _installed_distribution(top)
+    if installed is not None and top != missing:
+        name, version = installed
+        return MissingModuleError(
+            f"cannot import '{target}' ({field_name}): it needs the module '{missing}', "
+            f"which {name} {version} (installed) does not have",
+            module=missing,
+            distribution=name,
+            hint=f"The app needs another version of {name}: pin it in the app's "
+            "[project].dependencies (pyproject.toml).",
+        )
+    distribution = (
+        _declared_distribution(top, app_dir)
+        or _DISTRIBUTIONS.get(top)
+        or (re.sub(r"[-_.]+", "-", top).lower())
+    )
+    return MissingModuleError(
+        f"cannot import '{target}' ({field_name}): it needs the module '{missing}', "
+        "which is not installed",
+        module=missing,
+        distribution=distribution,
+        hint=f"Add '{distribution}' to the app's [project].dependencies (pyproject.toml); "
+        "llamaws installs them into the app's environment.",
+    )
+
+
+def _installed_distribution(top_level: str) -> tuple[str, str] | None:
+    from importlib import metadata
+
+    names = metadata.packages_distributions().get(top_level) or []
+    if len(set(names)) != 1:  # none, or a namespace shared by several (google.*)
+        return None
+    try:
+        return names[0], metadata.version(names[0])
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def _declared_distribution(top_level: str, app_dir: Path) -> str | None:
+    """The app dependency whose name matches the module (``llama_cloud`` → ``llama-cloud``)."""
+    import tomllib
+
+    try:
+        with (app_dir / "pyproject.toml").open("rb") as handle:
+            specs = tomllib.load(handle).get("project", {}).get("dependencies", [])
+    except (OSError, tomllib.TOMLDecodeError):
+        return None
+    wanted = re.sub(r"[-_.]+", "-", top_level).lower()
+    for spec in specs if isinstance(specs, list) else []:
+        match = re.match(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)", str(spec))
+        if match and re.sub(r"[-_.]+", "-", match.group(1)).lower() == wanted:
+            return match.group(1)
+    return None
 
 
 def _workflows_of_server(server: Any) -> list[LoadedWorkflow]:

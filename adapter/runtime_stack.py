@@ -10,9 +10,9 @@ with three defects of ``llama-agents-server`` 0.8.0 fixed at their narrowest poi
   :class:`RetainRunsDecorator` holds a strong reference to every live run until it
   ends.
 - **Fresh handlers not resumed.** The default stack skips handlers started less
-  than 30 s before a restart; llamaws resumes every ``running`` handler at start
-  (the app's lifespan starts the server before any request is served, so the race
-  that grace window guards against cannot happen).
+  than 30 s before a restart; llamaws resumes every ``running`` handler that started
+  before this start, however recently, and none that started after the resume
+  began (another process sharing the store may be driving it).
 - **Idle release races.** The upstream idle-release decorator can abort a run that
   an event just woke, or undo a cancel; llamaws's own
   (:mod:`adapter.idle_release`) decides under one lock per run.
@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import timedelta
 from typing import Any
 
 from llama_agents.server import AbstractWorkflowStore
@@ -104,6 +105,9 @@ def durable_runtime(store: AbstractWorkflowStore, *, idle_timeout: float = 60.0)
     persisted = PersistenceDecorator(
         RetainRunsDecorator(BasicRuntime()),
         store=store,
-        resume_fresh_handler_grace=None,
+        # Resume what was running before this start, however recently it started, and
+        # nothing that started after it began (a run of another process sharing the
+        # store, seen without its first tick, would be failed as crashed).
+        resume_fresh_handler_grace=timedelta(0),
     )
     return IdleReleaseDecorator(persisted, store=store, idle_timeout=idle_timeout)

@@ -23,6 +23,7 @@ from llama_agents.server._service import (
     EventSendError,
     HandlerAlreadyRunningError,
     HandlerCompletedError,
+    HandlerNotFoundError,
     _WorkflowService,
 )
 from llama_agents.server._store.abstract_workflow_store import (
@@ -33,12 +34,15 @@ from llama_agents.server._store.abstract_workflow_store import (
     stream_workflow_ticks,
 )
 from workflows._event_matching import event_matches
+from workflows.context.internal_context import InternalContext
+from workflows.runtime.types.results import StepWorkerStateContextVar
 from workflows.utils import _nanoid
 
 if TYPE_CHECKING:
     from llama_agents.client.protocol import HandlerData
     from llama_agents.server import WorkflowServer
     from workflows import Workflow
+    from workflows.decorators import StepConfig
     from workflows.events import Event
     from workflows.runtime.types.plugin import ExternalRunAdapter, Runtime
 
@@ -46,6 +50,7 @@ __all__ = [
     "EventSendError",
     "HandlerAlreadyRunningError",
     "HandlerCompletedError",
+    "HandlerNotFoundError",
     "PersistenceDecorator",
     "StartWorkflow",
     "StoredEvent",
@@ -56,12 +61,14 @@ __all__ = [
     "event_matches",
     "external_adapter",
     "handler_status_from_exit_command",
+    "install_wait_end_hook",
     "is_terminal_status",
     "new_id",
     "override_service",
     "served_workflow",
     "served_workflow_names",
     "service_of",
+    "step_configs",
     "stream_workflow_ticks",
     "validate_step_message",
     "workflow_steps",
@@ -140,3 +147,59 @@ def validate_step_message(workflow: Workflow, step: str, event: Event) -> None:
 def new_id() -> str:
     """A new handler / run id, in the server's own format (a 10-character nanoid)."""
     return str(_nanoid())
+
+
+def step_configs(workflow: Workflow) -> dict[str, StepConfig]:
+    """Each step's config (accepted events, return types), by step name."""
+    return {name: func._step_config for name, func in workflow._get_steps().items()}
+
+
+WaitEndHook = Callable[["Workflow", str, str], Awaitable[BaseException | None]]
+"""``(workflow, run_id, waiter_id)`` -> the exception a timed-out waiter raises instead."""
+
+_wait_end_hook: list[WaitEndHook] = []
+
+
+def install_wait_end_hook(hook: WaitEndHook) -> None:
+    """Let ``hook`` choose what ``ctx.wait_for_event`` raises when its waiter was timed out.
+
+    ``workflows`` 2.26.1 ends a waiter from outside with a ``waiter_timeout`` tick: the
+    step runs again and ``wait_for_event`` raises ``TimeoutError``. llamaws ends waits
+    that way (failure, timeouts of wait tokens) and here swaps that ``TimeoutError``
+    for the hook's exception (``None``: keep it). Installed once per process; the
+    latest hook wins.
+    """
+    _wait_end_hook[:] = [hook]
+    if getattr(InternalContext.wait_for_event, "_llamaws_hooked", False):
+        return
+    original = InternalContext.wait_for_event
+
+    async def wait_for_event(
+        self: InternalContext[Any],
+        event_type: type[Any],
+        waiter_event: Event | None = None,
+        waiter_id: str | None = None,
+        requirements: dict[str, Any] | None = None,
+        timeout: float | None = 2000,  # noqa: ASYNC109 - upstream's signature
+    ) -> Any:
+        try:
+            return await original(self, event_type, waiter_event, waiter_id, requirements, timeout)
+        except TimeoutError as exc:
+            timed_out = [
+                w
+                for w in StepWorkerStateContextVar.get().state.collected_waiters
+                if w.timed_out
+                and w.waiting_for_event is event_type
+                and (waiter_id is None or w.waiter_id == waiter_id)
+            ]
+            if not timed_out or not _wait_end_hook:
+                raise
+            replacement = await _wait_end_hook[0](
+                self._workflow, self._internal_adapter.run_id, timed_out[0].waiter_id
+            )
+            if replacement is None:
+                raise
+            raise replacement from exc
+
+    wait_for_event._llamaws_hooked = True  # type: ignore[attr-defined]
+    InternalContext.wait_for_event = wait_for_event  # type: ignore[method-assign]

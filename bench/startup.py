@@ -16,6 +16,19 @@ after one untimed start of each server:
   alternating which goes first, ``--runs`` runs each; medians and the ratio
   llamaws/llamactl (goal: <= 0.25). Both use their default persistence (SQLite
   ``workflows.db`` next to the config) and log level (INFO, access log on).
+- **the app's own environment, warm** (this branch's default): ``llamaws serve <app>
+  --no-reload --no-open-browser --port P`` without ``--no-install`` on one app copy kept
+  across rounds (only its ``workflows.db`` is removed), so its ``.llamaws/venv`` is up
+  to date after the untimed start: the start checks the environment's fingerprint and
+  runs the app server with that environment's interpreter. Ratio against the
+  ``--no-install`` line (the app in llamaws's own environment), and, with
+  ``--baseline-root DIR`` (a checkout of another llamaws with its own ``.venv``, e.g.
+  ``git archive main``), against that llamaws's ``--no-install`` start in the same
+  rounds (goal: <= 1.2).
+- **reload**: ``serve`` with reload on a fresh copy (the app's own environment; the
+  baseline's ``--no-install``), ``--reloads`` edits of the workflow module, 1 s apart;
+  each figure is the supervisor's own "reloaded in" (change on disk → ``/health``
+  answers from the new app server).
 - **floors**, measured in the same rounds: ``python -c pass`` and
   ``python -c "import llama_agents.server"`` with this venv's interpreter (run from a
   temp dir, like the servers), and a
@@ -146,6 +159,8 @@ class ServerSpec:
     label: str
     command: Callable[[Path, int], list[str]]
     env: Callable[[Path], dict[str, str]]
+    keep_app: bool = False
+    """Start every round on the same app copy (its environment stays warm)."""
 
 
 @dataclass
@@ -333,6 +348,38 @@ def llamaws_command() -> list[str]:
     return [str(script)] if script.exists() else [sys.executable, "-m", "llamaws.cli.main"]
 
 
+def warm_env_spec() -> ServerSpec:
+    """``llamaws serve`` with the app's own environment (created by the untimed start)."""
+
+    def command(app: Path, port: int) -> list[str]:
+        flags = ["--no-reload", "--no-open-browser", "--port", str(port)]
+        return [*llamaws_command(), "serve", str(app), *flags]
+
+    return ServerSpec(
+        "llamaws serve --no-reload --no-open-browser (app env, warm)",
+        command,
+        lambda app: base_env(),
+        keep_app=True,
+    )
+
+
+def baseline_spec(root: Path) -> ServerSpec:
+    """The ``--no-install`` start of the llamaws checked out at ``root`` (its own .venv)."""
+    script = root / ".venv" / "bin" / "llamaws"
+    if not script.exists():
+        raise BenchError(f"no {script}: run `uv sync` in {root} first")
+
+    def command(app: Path, port: int) -> list[str]:
+        flags = ["--no-reload", "--no-open-browser", "--no-install", "--port", str(port)]
+        return [str(script), "serve", str(app), *flags]
+
+    return ServerSpec(
+        f"baseline ({display(root)}) serve --no-reload --no-open-browser --no-install",
+        command,
+        lambda app: base_env(),
+    )
+
+
 def specs(llamactl: Path) -> tuple[ServerSpec, ServerSpec, ServerSpec]:
     venv = llamactl.parent.parent
     uv_dir = str(Path(uv_binary()).parent)
@@ -461,11 +508,13 @@ async def concurrent_rate(url: str, requests: int, concurrency: int) -> float:
 def measure_startup(
     args: argparse.Namespace,
     servers: tuple[ServerSpec, ServerSpec, ServerSpec],
+    extra: list[ServerSpec],
     fresh: Callable[[], Path],
     client: httpx.Client,
 ) -> tuple[list[Samples], list[Samples]]:
     llamaws, llamactl, bare = servers
-    startup = {spec.label: Samples(spec.label) for spec in servers}
+    startup = {spec.label: Samples(spec.label) for spec in (*servers, *extra)}
+    kept: dict[str, Path] = {spec.label: fresh() for spec in extra if spec.keep_app}
     python_pass = Samples("python -c pass")
     python_import = Samples('python -c "import llama_agents.server"')
     env = base_env()
@@ -473,15 +522,27 @@ def measure_startup(
         (python_pass, [sys.executable, "-c", "pass"]),
         (python_import, [sys.executable, "-c", "import llama_agents.server"]),
     ]
-    # One untimed start of each: fills the bytecode cache, first-run files (llamactl).
-    for spec in servers:
-        stop(start_server(spec, fresh(), client, args.timeout))
+
+    def app_for(spec: ServerSpec) -> Path:
+        if spec.label not in kept:
+            return fresh()
+        app = kept[spec.label]
+        for database in app.glob("workflows.db*"):
+            database.unlink()
+        return app
+
+    # One untimed start of each: fills the bytecode cache, first-run files (llamactl),
+    # the app's environment (the warm-environment line).
+    for spec in (*servers, *extra):
+        stop(start_server(spec, app_for(spec), client, args.timeout))
     for _, command in floor_commands:
         time_command(command, env, fresh().parent)
     for round_ in range(args.runs):
-        order = (llamaws, llamactl, bare) if round_ % 2 == 0 else (llamactl, llamaws, bare)
+        order = [llamaws, *extra, llamactl, bare]
+        if round_ % 2:
+            order = [llamactl, *reversed(extra), llamaws, bare]
         for spec in order:
-            running = start_server(spec, fresh(), client, args.timeout)
+            running = start_server(spec, app_for(spec), client, args.timeout)
             stop(running)
             startup[spec.label].values.append(running.ready_after)
         for samples, command in floor_commands:
@@ -490,11 +551,9 @@ def measure_startup(
             f"  round {round_ + 1}/{args.runs}: "
             + ", ".join(f"{s.label.split()[0]} {startup[s.label].values[-1]:.2f} s" for s in order)
         )
-    return [startup[llamaws.label], startup[llamactl.label]], [
-        python_pass,
-        python_import,
-        startup[bare.label],
-    ]
+    return [startup[llamaws.label], startup[llamactl.label]] + [
+        startup[spec.label] for spec in extra
+    ], [python_pass, python_import, startup[bare.label]]
 
 
 def measure_throughput(
@@ -512,6 +571,56 @@ def measure_throughput(
     return sequential, concurrent
 
 
+def reload_command(root: Path | None) -> Callable[[Path, int], list[str]]:
+    """``serve`` with reload (the default) from this checkout or ``root``'s .venv."""
+
+    def command(app: Path, port: int) -> list[str]:
+        base = [str(root / ".venv" / "bin" / "llamaws")] if root else llamaws_command()
+        flags = ["--no-open-browser", "--port", str(port)]
+        return [*base, "serve", str(app), *flags, *(["--no-install"] if root else [])]
+
+    return command
+
+
+def measure_reloads(
+    label: str, command: Callable[[Path, int], list[str]], app: Path, count: int
+) -> Samples:
+    """Touch the workflow module ``count`` times; the supervisor's "reloaded in" figures.
+
+    Each figure is the supervisor's own: from the change on disk to ``/health``
+    answering from the new app server.
+    """
+    samples = Samples(label)
+    port = free_port()
+    log = app.parent / f"reload-{port}.log"
+    process = spawn(command(app, port), cwd=app.parent, env=base_env(), log=log)
+    try:
+        with httpx.Client(trust_env=False, timeout=5) as client:
+            deadline = time.monotonic() + 120
+            while True:
+                with contextlib.suppress(httpx.HTTPError):
+                    if client.get(f"http://127.0.0.1:{port}{READY_PATH}").status_code == 200:
+                        break
+                if time.monotonic() > deadline or process.poll() is not None:
+                    raise BenchError(f"{label} did not start:\n{tail(log)}")
+                time.sleep(POLL_INTERVAL)
+        source = app / "src" / APP_NAME / "workflows.py"
+        for index in range(count):
+            seen = log.read_text().count("reloaded in")
+            time.sleep(1.0)  # past the watcher's debounce of the previous change
+            source.write_text(source.read_text() + f"\n# edit {index}\n")
+            deadline = time.monotonic() + 60
+            while log.read_text().count("reloaded in") == seen:
+                if time.monotonic() > deadline:
+                    raise BenchError(f"{label}: no reload after an edit:\n{tail(log)}")
+                time.sleep(0.05)
+            line = [x for x in log.read_text().splitlines() if "reloaded in" in x][-1]
+            samples.values.append(float(line.split("reloaded in ")[1].split()[0]))
+    finally:
+        kill_group(process)
+    return samples
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0] if __doc__ else None)
     parser.add_argument("--runs", type=int, default=7, help="startup runs per server (7)")
@@ -524,6 +633,11 @@ def main(argv: list[str] | None = None) -> int:
         help=f"venv holding llamactl {LLAMACTL_VERSION}; created if missing "
         "(default .llamaws/bench/llamactl-venv)",
     )  # fmt: skip
+    parser.add_argument("--reloads", type=int, default=5, help="timed reloads per server (5)")
+    parser.add_argument(
+        "--baseline-root", type=Path, default=None,
+        help="a checkout of another llamaws (with its .venv) to time in the same rounds",
+    )  # fmt: skip
     parser.add_argument(
         "--bytecode", choices=("cached", "none"), default="cached",
         help="cached: .pyc kept in .llamaws/bench/pycache (default); none: compile every time",
@@ -535,6 +649,9 @@ def main(argv: list[str] | None = None) -> int:
     llamactl = ensure_llamactl(args.llamactl_venv.resolve())
     servers = specs(llamactl)
     llamaws, llamactl_spec, _ = servers
+    extra = [warm_env_spec()]
+    if args.baseline_root is not None:
+        extra.append(baseline_spec(args.baseline_root.resolve()))
     timeout = httpx.Timeout(5.0, read=60.0)
     try:
         with contextlib.ExitStack() as stack:
@@ -552,11 +669,22 @@ def main(argv: list[str] | None = None) -> int:
                 f"{os.getloadavg()[0]:.2f}; Python {platform.python_version()}; "
                 f"llamactl {LLAMACTL_VERSION} from {display(llamactl.parent.parent)}"
             )
-            servers_s, floors = measure_startup(args, servers, fresh, client)
+            servers_s, floors = measure_startup(args, servers, extra, fresh, client)
             throughput = {
                 spec.label: measure_throughput(args, spec, fresh, client)
                 for spec in (llamaws, llamactl_spec)
             }
+            reloads = [
+                measure_reloads(
+                    "llamaws serve (app env)", reload_command(None), fresh(), args.reloads
+                )
+            ]
+            if args.baseline_root is not None:
+                root = args.baseline_root.resolve()
+                label = f"baseline ({display(root)}) --no-install"
+                reloads.append(
+                    measure_reloads(label, reload_command(root), fresh(), args.reloads)
+                )
     finally:
         kill_all()
 
@@ -570,6 +698,20 @@ def main(argv: list[str] | None = None) -> int:
     ratio = servers_s[0].median / servers_s[1].median
     verdict = "met" if ratio <= 0.25 else "not met"
     say(f"  ratio llamaws/llamactl (medians): {ratio:.3f}  (goal <= 0.25: {verdict})")
+    warm = servers_s[2]
+    say(f"  ratio app env (warm) / llamaws --no-install (medians): "
+        f"{warm.median / servers_s[0].median:.3f}")  # fmt: skip
+    if len(servers_s) > 3:
+        ratio = warm.median / servers_s[3].median
+        verdict = "met" if ratio <= 1.2 else "not met"
+        say(f"  ratio app env (warm) / baseline --no-install (medians): {ratio:.3f}  "
+            f"(goal <= 1.2: {verdict})")  # fmt: skip
+    say()
+    say("reload: change on disk → /health answers from the new app server (s)")
+    for samples in reloads:
+        say(samples.row(width))
+    if len(reloads) > 1:
+        say(f"  ratio app env / baseline (medians): {reloads[0].median / reloads[1].median:.3f}")
     say()
     say("floors (same rounds)")
     for samples in floors:

@@ -1,1 +1,1 @@
-"""llamaws builder (see DESIGN.md)."""
+"""llamaws builder: the app's dependency set, the UI build (see docs/architecture.md)."""

@@ -19,16 +19,19 @@ Public API (stable; the Lambda bundle and the per-app environments build on it):
   time (:data:`PROFILE_ROOTS`); ``"local"`` = that + what the local app server needs
   (uvicorn, the UI proxy's httpx and websockets, awslambdaric for ``serve --lambda``).
   No CDK, typer, jinja2, watchfiles or dev tools in either. A package in both sets gets
-  the same pin in both (llamaws's pins are constraints, the app's inputs are the same).
+  the same version in both: the lambda set is resolved within the local one.
 - :func:`fingerprint` hashes every input of a resolution without resolving: an
   environment built from an equal fingerprint is up to date.
 - :class:`DependencyConflict` (a :class:`~llamaws.adapter.errors.LlamawsError`): the
   app requires something llamaws's pins exclude; its one line names both requirements.
 
-Inputs: the app's ``[project].dependencies`` (requirements), its ``uv.lock`` when present
-(exported with ``uv export`` and given to ``uv pip compile`` as preferences: the app's
-locked versions are kept where llamaws's pins allow), and llamaws's own runtime pins at
-llamaws's locked versions (constraints). Those pins ship as package data
+Inputs: the app's ``[project].dependencies`` (requirements); llamaws's direct runtime
+dependencies (:data:`PROFILE_ROOTS`) at llamaws's locked versions (required exactly: the
+combination llamaws is tested with); the rest of llamaws's lock (their dependencies,
+e.g. ``click``) and the app's ``uv.lock`` when present (exported with ``uv export``) as
+preferences: ``uv pip compile`` keeps those versions unless the app's requirements
+exclude them (an app that needs ``click<8.3`` gets it; one that needs ``pydantic<2``
+conflicts). llamaws's pins ship as package data
 (``builder/pins/<profile>.txt``), generated from llamaws's ``uv.lock`` by
 ``python -m llamaws.builder.dependencies`` (a test keeps them in sync with the lock).
 Resolution runs ``uv pip compile --python-version V [--python-platform P]``, with the
@@ -37,6 +40,7 @@ Resolution runs ``uv pip compile --python-version V [--python-platform P]``, wit
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -68,6 +72,7 @@ __all__ = [
     "Target",
     "app_requirements",
     "fingerprint",
+    "is_network_error",
     "llamaws_pins",
     "pins_from_lock",
     "resolve",
@@ -204,9 +209,9 @@ def llamaws_pins(profile: Profile) -> list[str]:
     ]
 
 
-def runtime_requirements(profile: Profile) -> list[str]:
+def runtime_requirements(profile: Profile, target: Target | None = None) -> list[str]:
     """The profile's roots at llamaws's pinned versions (``name[extras]==version``)."""
-    pins = _pin_versions(profile)
+    pins = _pin_versions(profile, target)
     lines = []
     for root in PROFILE_ROOTS[profile]:
         requirement = Requirement(root)
@@ -236,47 +241,86 @@ def fingerprint(app_dir: Path, target: Target | None = None, *, profile: Profile
 def resolve(
     app_dir: Path, target: Target | None = None, *, profile: Profile = "local"
 ) -> Resolution:
-    """Resolve the app's dependencies with llamaws's runtime pins for ``target``.
+    """Resolve the app's dependencies with llamaws's runtime for ``target``.
 
-    Raises :class:`DependencyConflict` when an app requirement excludes llamaws's pin of
-    the same package, :class:`ResolutionError` when uv finds no solution otherwise.
+    llamaws's direct runtime dependencies (:data:`PROFILE_ROOTS`) are held at llamaws's
+    pinned versions; the rest of llamaws's lock and the app's ``uv.lock`` are
+    preferences (kept unless the app's requirements exclude them). The ``"lambda"`` set
+    is resolved within the ``"local"`` one, so a package in both has one version.
+
+    Raises :class:`DependencyConflict` when an app requirement excludes one of llamaws's
+    pinned dependencies, :class:`ResolutionError` when uv finds no solution otherwise.
     """
     if profile not in PROFILES:
         raise ValueError(f"profile must be one of {PROFILES}, not {profile!r}")
     target = target or Target.here()
     app_dir = app_dir.resolve()
-    requirements = app_requirements(app_dir)
-    _check_direct_conflicts(requirements, profile, target, app_dir / "pyproject.toml")
+    requirements = [str(r) for r in app_requirements(app_dir)]
+    _check_direct_conflicts(requirements, target, app_dir / "pyproject.toml")
     notes: list[str] = []
+    preferences = _preferences(app_dir, notes)
+    local = _compile(
+        app_dir, target, [*requirements, *runtime_requirements("local", target)], [], preferences
+    )
+    if profile == "lambda":
+        # Within the local set: the bundle gets the local environment's versions.
+        lines = _compile(
+            app_dir, target, [*requirements, *runtime_requirements("lambda", target)], local, []
+        )
+    else:
+        lines = local
+    return Resolution(sorted(lines, key=_sort_key), target, profile, notes)
+
+
+def _compile(
+    app_dir: Path,
+    target: Target,
+    requirements: Sequence[str],
+    constraints: Sequence[str],
+    preferences: Sequence[str],
+) -> list[str]:
+    """``uv pip compile``: every package to install, ``name==version`` lines."""
     with tempfile.TemporaryDirectory(prefix="llamaws-resolve-") as tmp:
         work = Path(tmp)
-        (work / "requirements.in").write_text(
-            "".join(
-                f"{line}\n" for line in [*map(str, requirements), *runtime_requirements(profile)]
-            )
-        )
-        (work / "constraints.txt").write_text("\n".join(llamaws_pins(profile)) + "\n")
+        (work / "requirements.in").write_text("".join(f"{line}\n" for line in requirements))
         output = work / "requirements.txt"
-        preferences = _locked_preferences(app_dir, notes)
-        output.write_text(preferences)
+        # uv keeps the versions of an existing output file where it can (preferences).
+        output.write_text("".join(f"{line}\n" for line in preferences))
         command = [
             uv_binary(), "pip", "compile", str(work / "requirements.in"),
-            "--constraint", str(work / "constraints.txt"),
             "--output-file", str(output),
+            # This interpreter, so uv does not search for one of the target's version
+            # (seconds with pyenv shims); --python-version sets the resolution's.
+            "--python", sys.executable,
             "--python-version", target.python_version,
             "--no-header", "--no-annotate", "--quiet", "--color", "never",
         ]  # fmt: skip
+        if constraints:
+            (work / "constraints.txt").write_text("".join(f"{line}\n" for line in constraints))
+            command += ["--constraint", str(work / "constraints.txt")]
         if target.platform is not None:
             command += ["--python-platform", target.platform]
         result = _run_uv(command, cwd=app_dir)
         if result.returncode != 0:
-            raise _resolution_error(result.stderr, app_dir, profile)
-        lines = [
+            raise _resolution_error(result.stderr, app_dir)
+        return [
             line.strip()
             for line in output.read_text().splitlines()
             if line.strip() and not line.lstrip().startswith("#")
         ]
-    return Resolution(sorted(lines, key=_sort_key), target, profile, notes)
+
+
+def _preferences(app_dir: Path, notes: list[str]) -> list[str]:
+    """llamaws's locked versions, overridden by the app's ``uv.lock`` for its packages."""
+    preferred: dict[str, list[str]] = {}
+    for line in llamaws_pins("local"):
+        preferred.setdefault(canonicalize_name(Requirement(line).name), []).append(line)
+    app_locked: dict[str, list[str]] = {}
+    for line in _locked_by_app(app_dir, notes):
+        with contextlib.suppress(InvalidRequirement):
+            app_locked.setdefault(canonicalize_name(Requirement(line).name), []).append(line)
+    preferred.update(app_locked)
+    return [line for name in sorted(preferred) for line in preferred[name]]
 
 
 def uv_binary() -> str:
@@ -290,7 +334,7 @@ def _run_uv(command: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "NO_COLOR": "1"}
     env.pop("VIRTUAL_ENV", None)
     result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, check=False)
-    if result.returncode != 0 and "--offline" not in command and _is_network_error(result.stderr):
+    if result.returncode != 0 and "--offline" not in command and is_network_error(result.stderr):
         # No network: resolve from uv's cache.
         result = subprocess.run(
             [*command, "--offline"], cwd=cwd, env=env, capture_output=True, text=True, check=False
@@ -298,17 +342,17 @@ def _run_uv(command: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
     return result
 
 
-def _is_network_error(stderr: str) -> bool:
+def is_network_error(stderr: str) -> bool:
+    """Whether uv failed for want of the network (then its cache may do)."""
     markers = ("error sending request", "dns error", "Failed to fetch", "Could not connect")
     return any(marker in stderr for marker in markers)
 
 
-def _check_direct_conflicts(
-    requirements: Sequence[Requirement], profile: Profile, target: Target, source: Path
-) -> None:
+def _check_direct_conflicts(requirements: Sequence[str], target: Target, source: Path) -> None:
     environment = target.marker_environment()
-    pins = _pin_versions(profile)
-    for requirement in requirements:
+    pins = _root_versions(target)
+    for spec in requirements:
+        requirement = Requirement(spec)
         if requirement.marker is not None and not requirement.marker.evaluate(environment):
             continue
         pinned = pins.get(canonicalize_name(requirement.name))
@@ -323,9 +367,9 @@ def _check_direct_conflicts(
             )
 
 
-def _resolution_error(stderr: str, app_dir: Path, profile: Profile) -> ResolutionError:
+def _resolution_error(stderr: str, app_dir: Path) -> ResolutionError:
     explanation = _uv_explanation(stderr)
-    for name, version in _pin_versions(profile).items():
+    for name, version in _root_versions(Target.here()).items():
         # uv says "you require" for llamaws's constraints too: say whose they are.
         explanation = re.sub(
             rf"\byou require {re.escape(name)}=={re.escape(version)}\b",
@@ -358,10 +402,10 @@ def _uv_explanation(stderr: str) -> str:
     return re.sub(r"\s+", " ", text).strip()
 
 
-def _locked_preferences(app_dir: Path, notes: list[str]) -> str:
-    """The app's uv.lock as pinned lines (uv keeps them where it can)."""
+def _locked_by_app(app_dir: Path, notes: list[str]) -> list[str]:
+    """The app's uv.lock as pinned lines (``name==version[ ; marker]``)."""
     if not (app_dir / "uv.lock").is_file():
-        return ""
+        return []
     result = _run_uv(
         [
             uv_binary(),
@@ -378,10 +422,12 @@ def _locked_preferences(app_dir: Path, notes: list[str]) -> str:
     )
     if result.returncode != 0:
         notes.append(f"the app's uv.lock was not used: {_uv_explanation(result.stderr)}")
-        return ""
-    return "\n".join(
-        line for line in result.stdout.splitlines() if not line.lstrip().startswith("-e")
-    )
+        return []
+    return [
+        line.strip()
+        for line in result.stdout.splitlines()
+        if line.strip() and not line.lstrip().startswith(("-e", "#", "-"))
+    ]
 
 
 def _sort_key(line: str) -> str:
@@ -413,15 +459,25 @@ def _pins_text(profile: Profile) -> str:
         ) from exc
 
 
-def _pin_versions(profile: Profile) -> dict[str, str]:
-    """Canonical name → pinned version (the one for the running Python when forked)."""
+def _pin_versions(profile: Profile, target: Target | None = None) -> dict[str, str]:
+    """Canonical name → pinned version (for ``target``'s Python when locked per version)."""
+    environment = (target or Target.here()).marker_environment()
     pins: dict[str, str] = {}
     for line in llamaws_pins(profile):
         requirement = Requirement(line)
-        if requirement.marker is not None and not requirement.marker.evaluate():
+        if requirement.marker is not None and not requirement.marker.evaluate(environment):
             continue
         pins[canonicalize_name(requirement.name)] = str(requirement.specifier).removeprefix("==")
     return pins
+
+
+def _root_versions(target: Target) -> dict[str, str]:
+    """llamaws's direct runtime dependencies (every profile's roots) → pinned version."""
+    pins = _pin_versions("local", target)
+    return {
+        name: pins[name]
+        for name in (canonicalize_name(Requirement(r).name) for r in PROFILE_ROOTS["local"])
+    }
 
 
 def _default_marker_environment() -> dict[str, str]:

@@ -5,6 +5,10 @@ the emulator's dev server (same env and package-manager commands) and by
 ``llamaws build``. Unlike ``llamactl`` 0.10.4 this honours ``package_manager`` and
 ``build_command`` (it does not hard-code ``npm run build``) and passes the real UI
 port to the build.
+
+A build for publishing (``public=True``, the default) refuses to run when the LlamaCloud
+API key would be baked into the public assets (:func:`public_secrets`); only the local
+``serve --preview`` builds with it, as ``llamactl`` does.
 """
 
 from __future__ import annotations
@@ -31,12 +35,16 @@ __all__ = [
     "install_ui_dependencies",
     "needs_install",
     "package_manager_env",
+    "public_secrets",
     "pump_output",
     "run_script_command",
     "ui_base_path",
     "ui_env",
 ]
 
+PUBLIC_ENV_PREFIXES = ("VITE_", "NEXT_PUBLIC_", "PUBLIC_")
+"""Variables UI frameworks compile into the client code (Vite, Next.js, llamactl's own)."""
+LLAMA_CLOUD_KEY = "LLAMA_CLOUD_API_KEY"
 DEFAULT_UI_PORT = 4502
 DEFAULT_SERVER_PORT = 4501
 
@@ -80,6 +88,22 @@ def ui_env(
     ui = deployment.config.ui
     env.update(package_manager_env(ui.package_manager if ui is not None else "npm"))
     return env
+
+
+def public_secrets(env: Mapping[str, str]) -> list[str]:
+    """Variables of ``env`` that would put the LlamaCloud API key into client code.
+
+    A public-prefixed (:data:`PUBLIC_ENV_PREFIXES`) variable named for the key (as
+    ``llamactl serve`` sets them: ``VITE_LLAMA_CLOUD_API_KEY`` …) or holding its value.
+    """
+    key = env.get(LLAMA_CLOUD_KEY)
+    return sorted(
+        name
+        for name, value in env.items()
+        if name.startswith(PUBLIC_ENV_PREFIXES)
+        and value
+        and (name.endswith(LLAMA_CLOUD_KEY) or (key is not None and value == key))
+    )
 
 
 def package_manager_env(package_manager: str) -> dict[str, str]:
@@ -232,18 +256,28 @@ def build_ui(
     ui_port: int = DEFAULT_UI_PORT,
     server_port: int = DEFAULT_SERVER_PORT,
     on_output: Printer | None = None,
+    public: bool = True,
 ) -> Path:
     """Run ``<package manager> run <build_command>`` in the UI dir; returns the output dir.
 
     The output goes line by line to ``on_output`` (default: stderr, prefixed ``[ui]``);
-    a failure raises :class:`UIBuildError`.
+    a failure raises :class:`UIBuildError`. ``public``: the output will be published;
+    refuse to bake the LlamaCloud key into it.
     """
     ui_dir = _ui_dir(deployment)
     ui = deployment.config.ui
     assert ui is not None
+    env = ui_env(deployment, environ, ui_port=ui_port, server_port=server_port)
+    leaked = public_secrets(env) if public else []
+    if leaked:
+        raise LlamawsError(
+            f"refusing to build the UI for publishing: {', '.join(leaked)} would bake the "
+            "LlamaCloud API key into public assets, where anyone who loads the UI can read it",
+            hint=f"Unset {', '.join(leaked)} for the build, and call LlamaCloud from the "
+            f"workflows (the server side gets {LLAMA_CLOUD_KEY}).",
+        )
     if install:
         install_ui_dependencies(deployment, environ, on_output=on_output)
-    env = ui_env(deployment, environ, ui_port=ui_port, server_port=server_port)
     _run(
         run_script_command(ui.package_manager, ui.build_command),
         ui_dir,

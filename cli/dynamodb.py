@@ -12,11 +12,16 @@ __all__ = ["app"]
 app = typer.Typer(
     name="dynamodb",
     help="Manage the DynamoDB table that holds a deployment's runs.",
+    epilog="Example:\n\n  $ llamaws dynamodb create-table --table llamaws-hello",
     no_args_is_help=True,
 )
 
 
-@app.command("create-table")
+@app.command(
+    "create-table",
+    epilog="Example:\n\n  $ llamaws dynamodb create-table --table llamaws-hello "
+    "--endpoint http://127.0.0.1:5000",
+)
 def create_table(
     table: Annotated[str, typer.Option(help="Table name, e.g. llamaws-<deployment>.")],
     endpoint: Annotated[

@@ -45,7 +45,7 @@ Table = Annotated[
 Region = Annotated[str | None, typer.Option(help="AWS region (default: the environment's).")]
 
 
-@app.command()
+@app.command(epilog="Example:\n\n  $ llamaws keys create examples/hello --name ci")
 def create(
     ctx: typer.Context,
     app_dir: AppDir = Path("."),
@@ -68,7 +68,7 @@ def create(
     print(new.key)
 
 
-@app.command("list")
+@app.command("list", epilog="Example:\n\n  $ llamaws keys list examples/hello --json")
 def list_keys(
     ctx: typer.Context,
     app_dir: AppDir = Path("."),
@@ -97,7 +97,7 @@ def list_keys(
     Console(highlight=False).print(grid)
 
 
-@app.command()
+@app.command(epilog="Example:\n\n  $ llamaws keys revoke examples/hello KEY_ID")
 def revoke(
     ctx: typer.Context,
     key_id: Annotated[str, typer.Argument(help="The key's id (`llamaws keys list`) or the key.")],

@@ -1,7 +1,10 @@
 """``llamaws``: parse, call ``local`` / ``builder`` / ``infra``, render.
 
 Commands import what they need when they run, so ``llamaws --help`` and the
-start of ``llamaws serve`` stay fast.
+start of ``llamaws serve`` stay fast. Every error is one line ``Error: … what to do``
+on stderr: exit 1, or 2 for bad usage (an unknown option, a value out of range);
+``llamaws -v`` shows tracebacks. Every command's ``--help`` (or ``-h``) shows its
+defaults and an example (``epilog=example(...)``).
 """
 
 from __future__ import annotations
@@ -14,12 +17,22 @@ from typing import Annotated
 
 import typer
 
+HELP_OPTIONS = {"help_option_names": ["-h", "--help"]}
+
+
+def example(*lines: str) -> str:
+    """A command's help epilog: one example invocation (or a few)."""
+    return "Example:\n\n" + "\n\n".join(f"  $ {line}" for line in lines)
+
+
 app = typer.Typer(
     name="llamaws",
     help="Run LlamaDeploy apps in your own AWS account; develop them locally.",
+    epilog=example("llamaws serve examples/hello"),
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    context_settings=HELP_OPTIONS,
 )
 
 
@@ -34,9 +47,26 @@ class LogFormatOption(StrEnum):
     json = "json"
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            print(f"llamaws {version('llamaws')}")
+        except PackageNotFoundError:
+            print("llamaws (not installed: running from a checkout)")
+        raise typer.Exit()
+
+
 @app.callback()
 def _root(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show tracebacks.")] = False,
+    show_version: Annotated[
+        bool,
+        typer.Option(
+            "--version", help="Print the version and exit.", is_eager=True, callback=_print_version
+        ),
+    ] = False,
 ) -> None:
     _state["verbose"] = verbose
 
@@ -44,12 +74,18 @@ def _root(
 _state: dict[str, bool] = {"verbose": False}
 
 
-@app.command()
+@app.command(
+    epilog=example(
+        "llamaws serve examples/hello --port 4600 --no-open-browser",
+        "llamaws serve examples/hitl --persistence dynamodb "
+        "--dynamodb-endpoint http://127.0.0.1:5000",
+    )
+)
 def serve(
     app_dir: Annotated[
         Path, typer.Argument(help="App directory or deployment config file.")
     ] = Path("."),
-    port: Annotated[int, typer.Option(help="Port of the app server.")] = 4501,
+    port: Annotated[int, typer.Option(help="Port of the app server (0: any free one).")] = 4501,
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     persistence: Annotated[
         PersistenceOption,
@@ -122,6 +158,10 @@ def serve(
 
     if log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
         _fail(f"--log-level must be DEBUG, INFO, WARNING or ERROR, not {log_level!r}", code=2)
+    if not 0 <= port <= 65535:
+        _fail(f"--port must be a port number from 1 to 65535 (0: any free one), not {port}", code=2)
+    if ui_port is not None and not 1 <= ui_port <= 65535:
+        _fail(f"--ui-port must be a port number from 1 to 65535, not {ui_port}", code=2)
     options = ServeOptions(
         app_dir=app_dir,
         host=host,
@@ -143,6 +183,7 @@ def serve(
         lambda_containers=lambda_containers,
         lambda_timeout=float(lambda_timeout),
         sweep_interval=sweep_interval,
+        verbose=_state["verbose"],
         request_limit=request_limit,
     )
     if not gc.isenabled():
@@ -188,15 +229,19 @@ def _fail(message: str, code: int = 1) -> None:
 
 
 from llamaws.cli.dynamodb import app as dynamodb_app  # noqa: E402 - sub-apps after the root commands
+from llamaws.cli.tokens import app as tokens_app  # noqa: E402
 
 app.add_typer(dynamodb_app, name="dynamodb")
+app.add_typer(tokens_app, name="tokens")
 from llamaws.cli.ui import app as ui_app  # noqa: E402
 
 app.add_typer(ui_app, name="ui")
 from llamaws.cli.keys import app as keys_app  # noqa: E402
 
 app.add_typer(keys_app, name="keys")
-app.command("synth")(__import__("llamaws.cli.synth", fromlist=["synth"]).synth)
+app.command("synth", epilog=example("llamaws synth examples/hello --strict"))(
+    __import__("llamaws.cli.synth", fromlist=["synth"]).synth
+)
 
 
 def main() -> None:
@@ -206,7 +251,50 @@ def main() -> None:
         # schemas) and little garbage: collecting them costs ~10% of the start.
         # serve() turns the collector back on before serving.
         gc.disable()
-    app()
+        _prestart_serve(sys.argv[sys.argv.index("serve") + 1 :])
+    try:
+        # Not standalone: usage errors come back here and are printed as one line.
+        code = app(standalone_mode=False, prog_name="llamaws")
+    except typer.TyperException as exc:
+        code = _usage_error(exc)
+    except (typer.Abort, KeyboardInterrupt):
+        code = 130
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def _prestart_serve(args: list[str]) -> None:
+    """Start ``serve``'s app host before typer parses (and imports pydantic): ~0.1 s.
+
+    Only the app directory is read here, by the command's own parser without type
+    conversion; anything unexpected leaves the start to ``serve`` itself.
+    """
+    try:
+        command = typer.main.get_command(app).commands["serve"]  # type: ignore[attr-defined]
+        parser = command.make_parser(command.context_class(command, info_name="serve"))
+        values, _, _ = parser.parse_args(args=list(args))
+        if any(name in ("help", "lambda_mode") for name in values):
+            return
+        app_dir = values.get("app_dir") or "."
+    except Exception:
+        return
+    from llamaws.local.serve import prestart
+
+    prestart(Path(str(app_dir)))
+
+
+def _usage_error(exc: typer.TyperException) -> int:
+    """Print a parsing error as one ``Error:`` line (or the help a bare group shows)."""
+    context = getattr(exc, "ctx", None)
+    if type(exc).__name__ == "NoArgsIsHelpError" and context is not None:
+        print(context.get_help())  # `llamaws`, `llamaws dynamodb`: the help, not an error
+        return 0
+    code = int(getattr(exc, "exit_code", 1))
+    message = str(exc.format_message()).strip().rstrip(".")  # type: ignore[attr-defined]
+    if code == 2:
+        command = context.command_path if context is not None else "llamaws"
+        message = f"{message}. See `{command} --help`."
+    print(f"Error: {message}", file=sys.stderr)
+    return code
 
 
 if __name__ == "__main__":

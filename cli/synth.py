@@ -62,7 +62,8 @@ def require_cdk() -> None:
     if missing:
         raise CdkMissing(
             f"the CDK libraries are not installed ({', '.join(missing)})",
-            hint="Install them with `pip install 'llamaws[cdk]'` (or `uv sync` in a checkout).",
+            hint="Install them with `pip install 'llamaws[cdk]'` "
+            "(or `uv sync --extra cdk` in a checkout).",
         )
     if not shutil.which("node") and not os.environ.get("JSII_NODE"):
         raise CdkMissing(

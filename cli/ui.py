@@ -89,7 +89,7 @@ def _size(count: int) -> str:
     return str(decimal(count))
 
 
-@app.command()
+@app.command(epilog="Example:\n\n  $ llamaws ui build examples/ui-app")
 def build(
     ctx: typer.Context,
     app_dir: AppDir = Path("."),
@@ -192,7 +192,9 @@ class _RichProgress:
             self._progress.stop()
 
 
-@app.command()
+@app.command(
+    epilog="Example:\n\n  $ llamaws ui publish examples/ui-app --bucket my-ui-bucket"
+)
 def publish(
     ctx: typer.Context,
     bucket: Annotated[str, typer.Option(help="S3 bucket of the UI.")],

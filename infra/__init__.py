@@ -1,1 +1,1 @@
-"""llamaws infra (see DESIGN.md)."""
+"""llamaws infra: the CDK app (see docs/architecture.md)."""

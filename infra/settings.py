@@ -68,7 +68,11 @@ class Settings(BaseModel):
     async_retries: int = Field(default=2, ge=0, le=2)
     async_max_event_age_seconds: int = Field(default=21600, ge=60, le=21600)
     sweep_minutes: int = Field(default=5, ge=0, le=1440)
-    """Minutes between sweep invocations (0: no schedule)."""
+    """Minutes between sweep invocations (0: no schedule); also how soon a wait token
+    past its deadline times out when nobody touches it (``docs/waits.md``)."""
+    wait_timeout_seconds: float | None = Field(default=None, gt=0)
+    wait_heartbeat_seconds: float | None = Field(default=None, gt=0)
+    """Default deadlines of waits (read by the function from the app's config)."""
     streaming: bool = True
     """Response streaming: the function URL in ``RESPONSE_STREAM`` mode and the streaming
     runtime loop (live event streams); false: ``BUFFERED`` and the long-poll (e.g. for a

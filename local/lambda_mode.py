@@ -54,6 +54,7 @@ import logging
 import os
 import queue
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -117,6 +118,8 @@ class LambdaSettings:
     memory_mb: int = 1024
     handler: str = LAMBDA_HANDLER
     extra_env: Mapping[str, str] = field(default_factory=dict)
+    python: str = sys.executable
+    """The interpreter of the app's environment (the containers run the handler with it)."""
     auth: AuthMode = "key"
     """The deployment's auth (``LLAMAWS_AUTH`` of the function); ``iam`` also makes the
     emulated function URL check SigV4 signatures."""
@@ -647,6 +650,7 @@ class LambdaService:
                 function_name=f"llamaws-{self.settings.table}",
                 log=self.log,
                 die_with_parent=True,
+                python=self.settings.python,
             )
 
         self.pool = ContainerPool(make_container, self.settings.containers)
@@ -714,6 +718,7 @@ def lambda_settings(
     containers: int,
     sweep_interval: float,
     timeout: float,
+    python: str = sys.executable,
     auth: AuthMode = "key",
     streaming: bool | None = None,
 ) -> tuple[LambdaSettings, LocalEngine | None]:
@@ -747,6 +752,7 @@ def lambda_settings(
         sweep_interval=sweep_interval,
         timeout=timeout,
         extra_env=extra_env,
+        python=python,
         auth=auth,
         streaming=streaming,
     )

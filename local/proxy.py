@@ -3,8 +3,9 @@
 Like ``llamactl serve``: all methods, bodies streamed both ways, hop-by-hop headers
 dropped, the path (with its base path) kept as is; websockets (Vite HMR) are
 relayed with the client's subprotocols offered upstream and the upstream's choice
-returned. Dev server down → 502 ``{"detail": "Upstream server unavailable"}``;
-no answer in time → 504.
+returned. Dev server down → 502 ``{"detail": "Upstream server unavailable"}``, or 503
+with the reason when the supervisor knows why it is not running (``unavailable``);
+no answer within an explicit ``timeout`` → 504 (none by default, like ``llamactl``).
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 import httpx
@@ -21,9 +23,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
-from websockets.typing import Subprotocol
+
+if TYPE_CHECKING:  # imported on the first websocket: ~30 ms off every app server start
+    from websockets.asyncio.client import ClientConnection
 
 __all__ = ["HOP_BY_HOP", "UIProxy", "proxy_routes"]
 
@@ -71,8 +73,20 @@ def _strip_hop_by_hop(headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
 class UIProxy:
     """Relays requests under the UI base path to ``upstream`` (``http://127.0.0.1:4502``)."""
 
-    def __init__(self, upstream: str, *, timeout: float = 60.0, connect_timeout: float = 5.0):
+    def __init__(
+        self,
+        upstream: str,
+        *,
+        timeout: float | None = None,
+        connect_timeout: float = 5.0,
+        unavailable: Callable[[], str | None] | None = None,
+    ):
         self.upstream = upstream.rstrip("/")
+        self._unavailable = unavailable
+        # No read or pool timeout by default, like llamactl's proxy: a dev server may hold
+        # a request as long as it needs (Vite holds module requests while it optimizes
+        # dependencies on a cold start, which can pass a minute on a busy machine; a 60 s
+        # read timeout turned those into 504s and a page that never rendered).
         self._timeout = httpx.Timeout(timeout, connect=connect_timeout)
         self._client: httpx.AsyncClient | None = None
         # One access line per request is enough: uvicorn already logs it.
@@ -83,7 +97,11 @@ class UIProxy:
         # Created lazily, inside the server's event loop.
         if self._client is None:
             self._client = httpx.AsyncClient(
-                timeout=self._timeout, follow_redirects=False, trust_env=False
+                timeout=self._timeout,
+                follow_redirects=False,
+                trust_env=False,
+                # A page load opens many requests at once; none waits for a pool slot.
+                limits=httpx.Limits(max_connections=None, max_keepalive_connections=32),
             )
         return self._client
 
@@ -128,6 +146,9 @@ class UIProxy:
             return JSONResponse({"detail": "Upstream server timed out"}, status_code=504)
         except httpx.TransportError as exc:
             logger.debug("UI dev server unavailable: %r", exc)
+            reason = self.why_unavailable()
+            if reason is not None:
+                return JSONResponse({"detail": reason}, status_code=503)
             return JSONResponse({"detail": "Upstream server unavailable"}, status_code=502)
 
         async def body() -> AsyncIterator[bytes]:
@@ -152,6 +173,10 @@ class UIProxy:
                                 for k, v in response_headers]  # fmt: skip
         return response
 
+    def why_unavailable(self) -> str | None:
+        """Why the dev server is not running, when the supervisor recorded it."""
+        return self._unavailable() if self._unavailable is not None else None
+
     async def websocket(self, websocket: WebSocket) -> None:
         """Relay a websocket both ways, negotiating the subprotocol with upstream."""
         scope = websocket.scope
@@ -160,6 +185,10 @@ class UIProxy:
             + self.upstream.removeprefix("http")
             + self._target_path(scope["path"], scope.get("raw_path"), scope["query_string"])
         )
+        from websockets.asyncio.client import connect
+        from websockets.exceptions import InvalidHandshake, InvalidStatus
+        from websockets.typing import Subprotocol
+
         offered = [Subprotocol(p) for p in scope.get("subprotocols", [])]
         headers = [
             (k, v)
@@ -179,25 +208,28 @@ class UIProxy:
             )
         except (OSError, InvalidHandshake, TimeoutError) as exc:
             logger.debug("UI dev server websocket unavailable: %r", exc)
+            reason = None if isinstance(exc, InvalidStatus) else self.why_unavailable()
             await _deny(websocket, exc.response.status_code if isinstance(exc, InvalidStatus)
-                        else 502)  # fmt: skip
+                        else 503 if reason else 502, reason)  # fmt: skip
             return
         async with upstream:
             await websocket.accept(subprotocol=upstream.subprotocol)
             await _relay(websocket, upstream)
 
 
-async def _deny(websocket: WebSocket, status: int) -> None:
+async def _deny(websocket: WebSocket, status: int, reason: str | None = None) -> None:
     """Refuse the handshake with an HTTP status (or close when the server cannot)."""
     if "websocket.http.response" in websocket.scope.get("extensions", {}):
-        body = {"detail": "Upstream server unavailable"} if status == 502 else {
-            "detail": f"Upstream server answered {status}"}  # fmt: skip
+        body = {"detail": reason} if reason else {"detail": "Upstream server unavailable"} if (
+            status == 502) else {"detail": f"Upstream server answered {status}"}  # fmt: skip
         await websocket.send_denial_response(JSONResponse(body, status_code=status))
     else:
         await websocket.close(code=1011)
 
 
 async def _relay(websocket: WebSocket, upstream: ClientConnection) -> None:
+    from websockets.exceptions import ConnectionClosed
+
     async def client_to_upstream() -> None:
         while True:
             message = await websocket.receive()

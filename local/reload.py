@@ -3,9 +3,11 @@
 The supervisor (the ``llamaws serve`` process) owns the listening socket and the
 UI dev server; only the app server process is replaced. Because the socket stays
 open across restarts, requests made during a reload wait in the backlog and are
-answered by the new server instead of being refused. On Linux the app process is
-forked from a supervisor that has already imported the server libraries, so a
-reload only re-imports the app's own modules.
+answered by the new server instead of being refused. The app server is forked by
+the app host (:mod:`.apphost`), a process in the app's environment that has already
+imported the server libraries, so a reload only re-imports the app's own modules.
+When the app's dependencies change (``pyproject.toml``, ``uv.lock``), its environment
+is brought up to date first, and the host restarted if it changed.
 
 Each reload prints how long it took: from the change on disk (the changed file's
 modification time) to the new server answering ``/health``.
@@ -14,26 +16,28 @@ modification time) to the new server answering ``/health``.
 from __future__ import annotations
 
 import contextlib
-import multiprocessing
 import os
 import signal
-import socket
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
-from multiprocessing.process import BaseProcess
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from types import FrameType
-from typing import Any
 
 import httpx
 from watchfiles import Change, DefaultFilter, watch
 
-__all__ = ["SourceFilter", "serve_with_reload", "watch_targets"]
+from llamaws.adapter.errors import LlamawsError
+
+from .apphost import AppHost
+
+__all__ = ["AppServerStopped", "SourceFilter", "serve_with_reload", "watch_targets"]
+
+DEPENDENCY_FILES = frozenset({"pyproject.toml", "uv.lock"})
 
 CONFIG_NAMES = frozenset(
     {
         "pyproject.toml",
+        "uv.lock",
         "llama_agents.toml",
         "llama_deploy.toml",
         "llama_agents.yaml",
@@ -72,22 +76,6 @@ def watch_targets(config_dir: Path, env_files: Sequence[str] = ()) -> list[Path]
     return [src, *sorted(path for path in files if path.is_file())]
 
 
-def _context() -> Any:
-    # fork: the child inherits the imported libraries and the socket (fast reload);
-    # spawn elsewhere (macOS frameworks are not fork-safe).
-    return multiprocessing.get_context("fork" if sys.platform == "linux" else "spawn")
-
-
-def _stop(process: BaseProcess | None, timeout: float = 8.0) -> None:
-    if process is None or not process.is_alive():
-        return
-    process.terminate()
-    process.join(timeout)
-    if process.is_alive():
-        process.kill()
-        process.join(2)
-
-
 def _changed_at(changes: set[tuple[Change, str]], detected: float) -> float:
     """Wall-clock time of the change: the newest mtime of the changed files."""
     stamps = []
@@ -97,10 +85,10 @@ def _changed_at(changes: set[tuple[Change, str]], detected: float) -> float:
     return min(max(stamps), detected) if stamps else detected
 
 
-def _wait_healthy(process: BaseProcess, health_url: str, timeout: float = 120.0) -> bool:
+def _wait_healthy(host: AppHost, health_url: str, timeout: float = 60.0) -> bool:
     deadline = time.monotonic() + timeout
     with httpx.Client(timeout=2.0, trust_env=False) as client:
-        while time.monotonic() < deadline and process.is_alive():
+        while time.monotonic() < deadline and host.alive():
             with contextlib.suppress(httpx.HTTPError):
                 if client.get(health_url).status_code == 200:
                     return True
@@ -108,61 +96,77 @@ def _wait_healthy(process: BaseProcess, health_url: str, timeout: float = 120.0)
     return False
 
 
-@contextlib.contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
-    def interrupt(signum: int, frame: FrameType | None) -> None:
-        raise KeyboardInterrupt
+class AppServerStopped(SystemExit):
+    """The app server hit an error no save can fix (it printed it): serve ends."""
 
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    def __init__(self) -> None:
+        super().__init__(1)
 
 
 def serve_with_reload(
-    sock: socket.socket,
-    target: Callable[..., None],
-    args: tuple[Any, ...],
+    host: AppHost,
+    start_host: Callable[[Path], AppHost],
     *,
     watch_paths: Sequence[Path],
     watch_filter: SourceFilter,
     health_url: str,
-    preload: Sequence[str] = (),
+    announce: Callable[[], None],
+    refresh_environment: Callable[[], Path] | None = None,
 ) -> None:
-    """Run ``target(*args, sock)`` in a child process; restart it on source changes."""
-    import importlib
+    """Serve through ``host`` (started); run a fresh app server on each change.
 
-    for module in preload:
-        importlib.import_module(module)
-    sock.listen(2048)
-    context = _context()
+    ``announce`` is called once, when the app is first built. When the app's
+    dependency files change, ``refresh_environment`` (if given) brings its environment
+    up to date and returns its interpreter; a new one means a new host (``start_host``).
+    """
+    python = host.python
+    announced = False
 
-    def start() -> BaseProcess:
-        process: BaseProcess = context.Process(target=target, args=(*args, sock), daemon=False)
-        process.start()
-        return process
-
-    process = start()
-    try:
-        with _sigterm_as_interrupt():
-            for changes in watch(*watch_paths, watch_filter=watch_filter, debounce=400, step=50):
-                detected = time.time()
-                changed_at = _changed_at(changes, detected)
-                names = ", ".join(sorted({Path(path).name for _, path in changes}))
-                _say(f"{names} changed, reloading")
-                _stop(process)
-                process = start()
-                if _wait_healthy(process, health_url):
+    def run(changed_at: float | None) -> None:
+        nonlocal announced
+        pid = host.launch()
+        outcome = host.outcome(pid)
+        if outcome == "built":
+            if not announced:
+                announce()
+                announced = True
+            if changed_at is not None:
+                if _wait_healthy(host, health_url):
                     _say(f"reloaded in {time.time() - changed_at:.2f} s (change → /health answers)")
                 else:
-                    _say("the app server did not start; fix the error and save to reload")
+                    _say("the app server did not answer; save to reload")
+        elif outcome == "failed":
+            _say("fix the error and save to reload")
+        elif outcome == "fatal":
+            raise AppServerStopped
+        else:
+            _say("the app server exited; fix the error and save to reload")
+
+    try:
+        run(None)
+        for changes in watch(*watch_paths, watch_filter=watch_filter, debounce=400, step=50):
+            detected = time.time()
+            changed_at = _changed_at(changes, detected)
+            names = sorted({Path(path).name for _, path in changes})
+            _say(f"{', '.join(names)} changed, reloading")
+            if refresh_environment is not None and DEPENDENCY_FILES & set(names):
+                try:
+                    interpreter = refresh_environment()
+                except LlamawsError as exc:
+                    print(f"Error: {exc}", file=sys.stderr, flush=True)
+                    _say("fix the error and save to reload")
+                    continue
+                if interpreter != python or not host.alive():
+                    host.close()
+                    python = interpreter
+                    host = start_host(python)
+            run(changed_at)
     except KeyboardInterrupt:
         # ^C reaches us twice (the terminal's group signal, then `uv run` forwarding
         # it): ignore the second one while shutting down.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
     finally:
-        _stop(process)
+        host.close()
 
 
 def _say(message: str) -> None:

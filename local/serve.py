@@ -1,108 +1,255 @@
-"""``llamaws serve``: the deployment's app on uvicorn, like ``llamactl serve``."""
+"""``llamaws serve``: the deployment's app, like ``llamactl serve``.
+
+This process (the CLI, in llamaws's own environment) resolves the config, prepares
+the app's environment (:mod:`.environments`), binds the port, runs the UI dev server
+(or builds the preview) and supervises; the app server itself runs in the app's
+environment with the app's folder as working directory (:mod:`.apphost`), restarted
+on source changes (:mod:`.reload`). ``--lambda`` serves through the Lambda handler in
+RIE containers that run in the same environment and folder.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import errno
 import logging
 import os
+import signal
 import socket
 import sys
+import tempfile
+import threading
 import time
+import tomllib
 import webbrowser
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Literal
+from types import FrameType
+from typing import TYPE_CHECKING
 
-from llamaws.adapter.config import (
-    Deployment,
-    resolve_auth,
-    resolve_deployment,
-    resolve_environment,
-)
 from llamaws.adapter.errors import LlamawsError
 
-from .stores import Persistence
+from .options import LogFormat, Persistence, ServeOptions
 
-__all__ = ["ServeOptions", "serve"]
+if TYPE_CHECKING:  # imported when used: the app host starts before these are needed
+    from llamaws.adapter.config import Deployment
+
+    from .apphost import AppHost
+
+__all__ = ["LogFormat", "Persistence", "ServeOptions", "prestart", "serve"]
 
 logger = logging.getLogger("llamaws.serve")
 
-LogFormat = Literal["console", "json"]
+LLAMA_CLOUD_KEY = "LLAMA_CLOUD_API_KEY"
 
 
-@dataclass(frozen=True)
-class ServeOptions:
-    """What ``llamaws serve`` was asked for (the CLI flags)."""
+_prestarted: list[AppHost] = []
 
-    app_dir: Path = Path(".")
-    host: str = "127.0.0.1"
-    port: int = 4501
-    persistence: Persistence = "local"
-    local_persistence_path: Path | None = None
-    dynamodb_endpoint: str | None = None
-    dynamodb_table: str | None = None
-    s3_bucket: str | None = None
-    log_level: str = "INFO"
-    log_format: LogFormat = "console"
-    reload: bool = True
-    open_browser: bool = True
-    install: bool = True
-    idle_timeout: float = 60.0
-    ui_port: int | None = None
-    """The UI dev server's port; ``None``: the config's ``ui.proxy_port`` (4502)."""
-    preview: bool = False
-    """Build the UI and serve it statically instead of running its dev server."""
-    lambda_mode: bool = False
-    """Every request through the real Lambda handler in RIE containers (``--lambda``)."""
-    lambda_containers: int = 2
-    """``--lambda``: most containers running at once (each serves one invocation)."""
-    lambda_timeout: float = 60.0
-    """``--lambda``: the function timeout in seconds."""
-    sweep_interval: float = 60.0
-    """``--lambda``: seconds between sweep invocations (0: none)."""
-    request_limit: bool = True
-    """Refuse request bodies over Lambda's 6 MB limit, as the deployed app does."""
+
+def prestart(app_dir: Path) -> None:
+    """Start the app host for ``app_dir`` now, before the CLI has parsed its flags.
+
+    The host imports the server libraries (~0.3 s) while the CLI goes on; :func:`serve`
+    takes it over when it serves that app with that interpreter (else it is stopped).
+    Best effort: any problem leaves it to :func:`serve`.
+    """
+    with contextlib.suppress(Exception):
+        config_dir = _config_dir(app_dir.expanduser().absolute())
+        if config_dir is not None:
+            from .apphost import AppHost
+            from .environments import current_environment
+
+            python = current_environment(config_dir).python
+            _prestarted.append(AppHost(python, config_dir).start())
+
+
+def _take_prestarted(python: Path, config_dir: Path) -> AppHost | None:
+    """The prestarted host, if it runs ``python`` in ``config_dir`` (others are stopped)."""
+    while _prestarted:
+        host = _prestarted.pop()
+        if host.python == python and host.cwd == config_dir and host.alive():
+            return host
+        host.close(now=True)
+    return None
+
+
+def _stop_prestarted() -> None:
+    while _prestarted:
+        _prestarted.pop().close(now=True)
 
 
 def serve(options: ServeOptions) -> None:
     """Resolve, prepare and serve the deployment until interrupted."""
-    deployment = _prepare(options)
-    sock = _bind(options.host, options.port)
-    from .ui import ui_running
+    from .environments import AppEnvironment, current_environment, ensure_environment
 
-    with ui_running(
-        deployment,
-        preview=options.preview,
-        install=options.install,
-        ui_port=options.ui_port,
-        server_port=options.port,
-    ):
-        if options.lambda_mode:
-            _announce(options, deployment)
-            _run_lambda(options, deployment, sock)
+    try:
+        options = options.absolute()
+        if options.lambda_mode and options.persistence == "memory":
+            raise LlamawsError(
+                "--lambda keeps runs in DynamoDB: --persistence memory is not shared by containers",
+                hint="Drop --persistence (a local engine is started) or pass "
+                "--persistence dynamodb.",
+            )
+        config_dir = _config_dir(options.app_dir)
+        sock = _bind(options.host, options.port)
+    except BaseException:
+        _stop_prestarted()
+        raise
+    options = dataclasses.replace(options, port=int(sock.getsockname()[1]))  # --port 0
+    with _sigterm_as_interrupt(), _ui_status_file() as status_file:
+        options = dataclasses.replace(options, ui_status_file=status_file)
+        host: AppHost | None = None
+        environment = AppEnvironment(Path(sys.executable), None)
+
+        def start_host() -> None:
+            nonlocal host
+            if not options.lambda_mode and config_dir is not None:
+                from .apphost import AppHost
+
+                host = (
+                    _take_prestarted(environment.python, config_dir)
+                    or AppHost(environment.python, config_dir).start()
+                )
+                host.attach(options, sock)
+            else:
+                _stop_prestarted()
+
+        def stop_host() -> None:
+            nonlocal host
+            if host is not None:
+                host.close(now=True)
+                host = None
+
+        try:
+            if config_dir is not None:
+                # The host starts (or started) with the environment as it is and imports
+                # the server libraries meanwhile; a stale environment stops it, is brought
+                # up to date, and gets a new host.
+                environment = current_environment(config_dir)
+                start_host()
+                checked = ensure_environment(
+                    config_dir, install=options.install, before_change=stop_host
+                )
+                if checked.python != environment.python or host is None:
+                    stop_host()
+                    environment = checked
+                    start_host()
+            else:
+                _stop_prestarted()
+            deployment = _prepare(options)
+        except BaseException:
+            stop_host()
+            raise
+        _serve(options, deployment, sock, environment.python, host)
+
+
+def _serve(
+    options: ServeOptions,
+    deployment: Deployment,
+    sock: socket.socket,
+    python: Path,
+    host: AppHost | None,
+) -> None:
+    ui: contextlib.AbstractContextManager[None] = contextlib.nullcontext()
+    if deployment.config.ui is not None:  # the UI stack is not imported for nothing
+        from .ui import ui_running
+
+        ui = ui_running(
+            deployment,
+            preview=options.preview,
+            install=options.install,
+            ui_port=options.ui_port,
+            server_port=options.port,
+            status_file=options.ui_status_file,
+        )
+    with ui:
+        if options.open_browser:
+            landing = "ui/" if deployment.config.ui is not None else "docs"
+            _open_when_ready(
+                f"http://{_client_host(options.host)}:{options.port}/health",
+                f"http://{options.host}:{options.port}{deployment.base_path}/{landing}",
+            )
+        if options.lambda_mode or host is None:
+            _run_lambda(options, deployment, sock, python)
         elif options.reload:
-            _announce(options, deployment)
-            _serve_with_reload(options, deployment, sock)
+            _serve_with_reload(options, deployment, host)
         else:
-            _run(options, deployment, sock, announce=True)
-
-
-def _announce(options: ServeOptions, deployment: Deployment) -> None:
-    url = f"http://{options.host}:{options.port}{deployment.base_path}/"
-    print(f"llamaws: serving '{deployment.name}' at {url}", file=sys.stderr, flush=True)
+            _serve_once(host)
 
 
 def _prepare(options: ServeOptions) -> Deployment:
-    deployment = resolve_deployment(options.app_dir)
-    os.environ.update(resolve_environment(deployment, os.environ))
-    if options.install:
-        from .dependencies import install_missing
+    """The deployment, its warnings said and its variables set in this process."""
+    from llamaws.adapter.config import resolve_deployment
 
-        installed = install_missing(deployment.config_dir)
-        if installed:
-            print(f"llamaws: installed {', '.join(installed)}", file=sys.stderr)
+    from .app_server import apply_environment
+
+    deployment = resolve_deployment(options.app_dir)
+    _warn_about_config(deployment)
+    apply_environment(deployment, os.environ)
     return deployment
+
+
+CONFIG_FILES = (
+    "pyproject.toml", "llama_agents.toml", "llama_deploy.toml", "llama_agents.yaml",
+    "llama_deploy.yaml", "llama_agents.yml", "llama_deploy.yml",
+)  # fmt: skip
+
+
+def _config_dir(path: Path) -> Path | None:
+    """The folder of the app's config, when there is one (else resolution will say why)."""
+    if path.is_file():
+        return path.parent
+    if path.is_dir() and any((path / name).is_file() for name in CONFIG_FILES):
+        return path
+    return None
+
+
+def _warn_about_config(deployment: Deployment) -> None:
+    """Say what the app's config asks for that this run cannot honour."""
+    from llamaws.adapter.config import missing_env_files
+
+    for path in missing_env_files(deployment):
+        _warn(f"the env file {path} listed in env_files does not exist; it is skipped")
+    requires = _requires_python(deployment.config_dir)
+    if requires is not None:
+        from packaging.specifiers import InvalidSpecifier, SpecifierSet
+
+        here = ".".join(map(str, sys.version_info[:3]))
+        with contextlib.suppress(InvalidSpecifier):
+            if not SpecifierSet(requires).contains(here, prereleases=True):
+                _warn(
+                    f"the app requires Python {requires} but llamaws runs on Python {here}; "
+                    "the app runs on that one (install llamaws with a matching Python)"
+                )
+    if deployment.config.llama_cloud and not _has_llama_cloud_key(deployment):
+        _warn(
+            f"llama_cloud = true but {LLAMA_CLOUD_KEY} is not set (environment or env files): "
+            "the app may not work. Set it, e.g. in .env"
+        )
+
+
+def _has_llama_cloud_key(deployment: Deployment) -> bool:
+    from llamaws.adapter.config import resolve_environment
+
+    with contextlib.suppress(LlamawsError):
+        values = resolve_environment(deployment, {})
+        if values.get(LLAMA_CLOUD_KEY):
+            return True
+    return bool(os.environ.get(LLAMA_CLOUD_KEY))
+
+
+def _requires_python(config_dir: Path) -> str | None:
+    pyproject = config_dir / "pyproject.toml"
+    with contextlib.suppress(OSError, tomllib.TOMLDecodeError):
+        with pyproject.open("rb") as handle:
+            value = tomllib.load(handle).get("project", {}).get("requires-python")
+        return value if isinstance(value, str) else None
+    return None
+
+
+def _warn(message: str) -> None:
+    print(f"llamaws: warning: {message}.", file=sys.stderr, flush=True)
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -121,89 +268,68 @@ def _bind(host: str, port: int) -> socket.socket:
                 hint="Stop the other server or pass --port.",
             ) from exc
         raise LlamawsError(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
+    sock.listen(2048)
     sock.set_inheritable(True)
     return sock
 
 
-def _run(
-    options: ServeOptions,
-    deployment: Deployment,
-    sock: socket.socket | None,
-    *,
-    announce: bool = False,
+def _serve_once(host: AppHost) -> None:
+    """``--no-reload``: the app host serves the app, in the app's environment and folder."""
+    host.run_here()
+    try:
+        code = host.wait()
+    except KeyboardInterrupt:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        host.interrupt()
+        with contextlib.suppress(Exception):
+            host.process.wait(15) if host.process is not None else None
+        host.close()
+        raise
+    if code not in (0, 130, -signal.SIGINT, -signal.SIGTERM):
+        raise SystemExit(1)  # the app server printed its one Error line
+
+
+def _serve_with_reload(options: ServeOptions, deployment: Deployment, host: AppHost) -> None:
+    from .apphost import AppHost
+    from .environments import ensure_environment
+    from .reload import SourceFilter, serve_with_reload, watch_targets
+
+    def start_host(interpreter: Path) -> AppHost:
+        new = AppHost(interpreter, deployment.config_dir).start()
+        assert host.sock is not None
+        new.attach(options, host.sock)
+        return new
+
+    def refresh_environment() -> Path:
+        return ensure_environment(deployment.config_dir, install=options.install).python
+
+    serve_with_reload(
+        host,
+        start_host,
+        watch_paths=watch_targets(deployment.config_dir, deployment.config.env_files),
+        watch_filter=SourceFilter(deployment.config.env_files),
+        health_url=f"http://{_client_host(options.host)}:{options.port}/health",
+        announce=lambda: _announce(options, deployment),
+        refresh_environment=refresh_environment if options.install else None,
+    )
+
+
+def _announce(options: ServeOptions, deployment: Deployment) -> None:
+    url = f"http://{options.host}:{options.port}{deployment.base_path}/"
+    print(f"llamaws: serving '{deployment.name}' at {url}", file=sys.stderr, flush=True)
+
+
+def _run_lambda(
+    options: ServeOptions, deployment: Deployment, sock: socket.socket, python: Path
 ) -> None:
-    """Build the app and serve it on ``sock`` (or bind the port) until stopped.
-
-    With ``announce`` the "serving at" line is printed once the app is built, so a
-    workflow that fails to import is the only thing reported.
-    """
-    import uvicorn
-
-    from llamaws.adapter.app import create_app
-    from llamaws.adapter.loader import load_workflows
-
-    from .logs import configure_logging
-    from .stores import DynamoOptions, open_store
-    from .ui import emulator_routes
-
-    log_config = configure_logging(options.log_level, options.log_format)
-    workflows = load_workflows(deployment)
-    store = open_store(
-        options.persistence,
-        deployment.config_dir,
-        options.local_persistence_path,
-        dynamodb=DynamoOptions(
-            options.dynamodb_endpoint, options.dynamodb_table, options.s3_bucket
-        ),
-        deployment_name=deployment.name,
-    )
-    app = create_app(
-        deployment,
-        workflows,
-        store,
-        idle_timeout=options.idle_timeout,
-        extra_routes=emulator_routes(deployment, preview=options.preview, ui_port=options.ui_port),
-        **_request_limit(options),
-    )
-    config = uvicorn.Config(
-        app.app,
-        host=options.host,
-        port=options.port,
-        log_level=options.log_level.lower(),
-        log_config=log_config,
-        lifespan="on",
-        timeout_graceful_shutdown=3,
-    )
-    server = uvicorn.Server(config)
-    if announce:
-        _announce(options, deployment)
-    if options.open_browser:
-        landing = "ui/" if deployment.config.ui is not None else "docs"
-        _open_when_ready(
-            server, f"http://{options.host}:{options.port}{deployment.base_path}/{landing}"
-        )
-    server.run(sockets=[sock] if sock is not None else None)
-
-
-def _request_limit(options: ServeOptions) -> dict[str, Any]:
-    """``create_app``'s body limit: Lambda's unless ``--no-request-limit``."""
-    if not options.request_limit:
-        return {"max_request_bytes": None}
-    return {"too_large_hint": "Locally, `llamaws serve --no-request-limit` lifts the limit."}
-
-
-def _run_lambda(options: ServeOptions, deployment: Deployment, sock: socket.socket) -> None:
     """``--lambda``: serve through ``llamaws.adapter.handler`` in RIE containers (no reload)."""
+    from llamaws.adapter.config import resolve_auth
+
     from .auth import announce_auth
     from .lambda_mode import lambda_settings, serve_lambda
     from .logs import configure_logging
     from .ui import emulator_routes
 
-    if options.persistence == "memory":
-        raise LlamawsError(
-            "--lambda keeps runs in DynamoDB: --persistence memory is not shared by containers",
-            hint="Drop --persistence (a local engine is started) or pass --persistence dynamodb.",
-        )
     settings, engine = lambda_settings(
         app_dir=options.app_dir,
         deployment_name=deployment.name,
@@ -213,6 +339,7 @@ def _run_lambda(options: ServeOptions, deployment: Deployment, sock: socket.sock
         containers=options.lambda_containers,
         sweep_interval=options.sweep_interval,
         timeout=options.lambda_timeout,
+        python=str(python),
         auth=resolve_auth(deployment, os.environ.get("LLAMAWS_AUTH")),
     )
     print(
@@ -222,6 +349,7 @@ def _run_lambda(options: ServeOptions, deployment: Deployment, sock: socket.sock
         file=sys.stderr,
         flush=True,
     )
+    _announce(options, deployment)
     try:
         announce_auth(
             settings,
@@ -238,7 +366,10 @@ def _run_lambda(options: ServeOptions, deployment: Deployment, sock: socket.sock
             log_level=options.log_level,
             log_config=configure_logging(options.log_level, options.log_format),
             extra_routes=emulator_routes(
-                deployment, preview=options.preview, ui_port=options.ui_port
+                deployment,
+                preview=options.preview,
+                ui_port=options.ui_port,
+                ui_status_file=options.ui_status_file,
             ),
         )
     finally:
@@ -246,38 +377,21 @@ def _run_lambda(options: ServeOptions, deployment: Deployment, sock: socket.sock
             engine.stop()
 
 
-def _open_when_ready(server: object, url: str) -> None:
-    import threading
+def _open_when_ready(health_url: str, url: str) -> None:
+    """Open ``url`` in a browser once ``health_url`` answers 200 (gives up after 60 s)."""
+    import httpx
 
     def wait_and_open() -> None:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and not getattr(server, "started", False):
-            time.sleep(0.1)
-        if getattr(server, "started", False):
-            webbrowser.open(url)
+        deadline = time.monotonic() + 60
+        with httpx.Client(timeout=2.0, trust_env=False) as client:
+            while time.monotonic() < deadline:
+                with contextlib.suppress(httpx.HTTPError):
+                    if client.get(health_url).status_code == 200:
+                        webbrowser.open(url)
+                        return
+                time.sleep(0.1)
 
     threading.Thread(target=wait_and_open, daemon=True).start()
-
-
-def _serve_with_reload(options: ServeOptions, deployment: Deployment, sock: socket.socket) -> None:
-    from .reload import SourceFilter, serve_with_reload, watch_targets
-
-    child = dataclasses.replace(options, reload=False, open_browser=False)
-    serve_with_reload(
-        sock,
-        _child_main,
-        (child, options.open_browser),
-        watch_paths=watch_targets(deployment.config_dir, deployment.config.env_files),
-        watch_filter=SourceFilter(deployment.config.env_files),
-        health_url=f"http://{_client_host(options.host)}:{options.port}/health",
-        preload=(
-            "uvicorn",
-            "llamaws.adapter.app",
-            "llamaws.adapter.loader",
-            "llamaws.local.stores",
-            "llamaws.local.ui",
-        ),
-    )
 
 
 def _client_host(host: str) -> str:
@@ -288,16 +402,28 @@ def _client_host(host: str) -> str:
     return f"[{host}]" if ":" in host else host
 
 
-def _child_main(options: ServeOptions, open_browser: bool, sock: socket.socket) -> None:
-    """Entry point of the reloadable server process (serves on the supervisor's socket)."""
-    import signal
-
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+@contextlib.contextmanager
+def _ui_status_file() -> Iterator[Path]:
+    """A file where the UI side says why the dev server is not there (read by the proxy)."""
+    fd, name = tempfile.mkstemp(prefix="llamaws-ui-", suffix=".json")
+    os.close(fd)
+    path = Path(name)
     try:
-        deployment = _prepare(options)
-        _run(dataclasses.replace(options, open_browser=open_browser), deployment, sock)
-    except KeyboardInterrupt:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # the supervisor stops this process
-    except LlamawsError as exc:
-        print(f"Error: {exc}", file=sys.stderr, flush=True)
-        print("llamaws: fix the error and save to reload", file=sys.stderr, flush=True)
+        yield path
+    finally:
+        with contextlib.suppress(OSError):
+            path.unlink()
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM stops serve like ^C does (the app host and the UI dev server with it)."""
+
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -84,7 +84,26 @@ def _open_dynamodb(options: DynamoOptions, deployment_name: str) -> AbstractWork
         raise LlamawsError(
             f"cannot open DynamoDB table '{settings.table_name}'"
             f"{f' at {endpoint}' if endpoint else ''}: {type(exc).__name__}: {exc}",
-            hint="Check --dynamodb-endpoint, AWS credentials and region, or create the table "
-            "with `llamaws dynamodb create-table`.",
+            hint=_dynamodb_hint(exc, endpoint),
         ) from exc
     return store
+
+
+def _dynamodb_hint(exc: Exception, endpoint: str | None) -> str:
+    """What to do about a DynamoDB store that does not open (no file is at fault)."""
+    name = type(exc).__name__
+    if name in ("NoCredentialsError", "PartialCredentialsError") and endpoint:
+        return (
+            "A local engine accepts any credentials: set dummy ones, e.g. "
+            "AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing, and run serve again."
+        )
+    if name in ("NoCredentialsError", "PartialCredentialsError"):
+        return "Configure AWS credentials (e.g. AWS_PROFILE) and run serve again."
+    if name == "NoRegionError":
+        return "Set AWS_REGION (or AWS_DEFAULT_REGION) and run serve again."
+    if endpoint:
+        return f"Check that a DynamoDB engine answers at {endpoint} (--dynamodb-endpoint)."
+    return (
+        "Check AWS credentials and region, or create the table with "
+        "`llamaws dynamodb create-table`."
+    )

@@ -3,7 +3,8 @@
 Started once by the supervising ``llamaws serve`` process (so it survives app
 reloads), with the env contract of :func:`builder.ui_build.ui_env`. A server
 already listening on the UI port is reused and left alone. Its output is shown
-with a ``[ui]`` prefix; it is stopped (its whole process group) on exit.
+with a ``[ui]`` prefix; it is stopped (its whole process group) on exit. When it
+exits on its own, ``on_exit`` gets one line saying so and how to reproduce it.
 """
 
 from __future__ import annotations
@@ -14,8 +15,9 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import FrameType, TracebackType
 from typing import Any
@@ -49,6 +51,8 @@ class UIDevServer:
     server_port: int
     install: bool = True
     environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+    on_exit: Callable[[str], None] | None = None
+    """Told (one line) when the dev server exits while it should be running."""
     process: subprocess.Popen[bytes] | None = None
     reused: bool = False
     _previous_sigterm: Any = field(default=signal.SIG_DFL, repr=False)
@@ -82,8 +86,22 @@ class UIDevServer:
             start_new_session=True,  # its own group: stopped as a whole, not by a stray ^C
         )
         assert self.process.stdout is not None
-        pump_output(self.process.stdout, "[ui] ")
+        pump = pump_output(self.process.stdout, "[ui] ")
+        threading.Thread(
+            target=self._watch, args=(self.process, pump, command), daemon=True
+        ).start()
         return self
+
+    def _watch(
+        self, process: subprocess.Popen[bytes], pump: threading.Thread, command: list[str]
+    ) -> None:
+        code = process.wait()
+        pump.join(timeout=2)  # its last lines first
+        if self.process is process and self.on_exit is not None:
+            self.on_exit(
+                f"the UI dev server exited (code {code}); `{' '.join(command)}` in "
+                f"{self.deployment.ui_dir} reproduces it. The API keeps serving."
+            )
 
     def stop(self, timeout: float = 5.0) -> None:
         """Stop the dev server and everything it started (not a reused one)."""

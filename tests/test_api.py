@@ -75,7 +75,7 @@ def sse_events(body: str) -> list[tuple[int, dict[str, Any]]]:
 
 async def test_client_lists_the_configured_workflows(hitl: Emulator) -> None:
     listed = await client_for(hitl, "hitl").list_workflows()
-    assert sorted(listed.workflows) == ["ask", "quiz"]
+    assert sorted(listed.workflows) == ["approval", "ask", "quiz"]
 
 
 async def test_client_run_returns_the_completed_handler(hello: Emulator) -> None:

@@ -371,7 +371,7 @@ def test_keys_errors_are_one_line(keyed: Served, tmp_path: Path) -> None:
     unknown = keyed.keys("revoke", "0123456789ab", check=False)
     assert unknown.returncode == 1
     assert unknown.stderr.strip().splitlines() == [
-        f"Error: no API key '0123456789ab' in table '{keyed.table}' "
+        f"Error: no API key '0123456789ab' in table '{keyed.table}'. "
         "`llamaws keys list` shows the key ids."
     ]
     missing = subprocess.run(
@@ -381,7 +381,7 @@ def test_keys_errors_are_one_line(keyed: Served, tmp_path: Path) -> None:
     )  # fmt: skip
     assert missing.returncode == 1
     assert missing.stderr.strip().splitlines() == [
-        f"Error: table 'llamaws-hello' at {keyed.endpoint} does not exist "
+        f"Error: table 'llamaws-hello' at {keyed.endpoint} does not exist. "
         "Deploy the app first, or pass --table / --endpoint-url."
     ]
 

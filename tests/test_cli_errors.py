@@ -21,6 +21,16 @@ import pytest
 from .support import ROOT, free_port
 
 SERVE_FLAGS = ("--no-reload", "--no-open-browser", "--no-install")
+# No AWS credentials or region from anywhere (and no metadata-service lookups).
+NO_AWS = (
+    "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE",
+    "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL",
+)  # fmt: skip
+NO_AWS_FILES = (
+    ("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/credentials"),
+    ("AWS_CONFIG_FILE", "/nonexistent/config"),
+    ("AWS_EC2_METADATA_DISABLED", "true"),
+)
 REQUIRED = ("LLAMAWS_TEST_REQUIRED_B", "LLAMAWS_TEST_REQUIRED_A")
 MISSING_DEPENDENCY = "llamaws_test_missing_dependency"
 
@@ -55,6 +65,8 @@ class Run:
     port: int
     args: tuple[str, ...] = ()
     unset: tuple[str, ...] = ()
+    flags: tuple[str, ...] = SERVE_FLAGS
+    env: tuple[tuple[str, str], ...] = ()
     returncode: int | None = None
     stderr: str = ""
 
@@ -125,8 +137,67 @@ def cases(root: Path, busy_port: int) -> dict[str, Run]:
             ),
             free_port(),
         ),
+        "dependency-install": Run(
+            make_app(
+                root / "needs-dep-install",
+                {
+                    "pyproject.toml": '[project]\nname = "needs-dep"\nversion = "0"\n'
+                    'dependencies = []\n[tool.llamadeploy]\napp = "server:app"\n',
+                    "server.py": f"import {MISSING_DEPENDENCY}\n",
+                },
+            ),
+            free_port(),
+            flags=("--no-reload", "--no-open-browser"),
+        ),
         "port": Run(echo, busy_port),
+        "port-too-big": Run(echo, 99999),
+        "port-negative": Run(echo, -1),
         "log-level": Run(echo, free_port(), args=("--log-level", "LOUD")),
+        "env-file": Run(
+            make_app(
+                root / "env-file",
+                {
+                    "llama_deploy.toml": 'env_files = [".env.missing"]\n'
+                    '[workflows]\necho = "broken:echo"\n',
+                    "broken.py": 'raise RuntimeError("boom at import")\n',
+                },
+            ),
+            free_port(),
+        ),
+        "requires-python": Run(
+            make_app(
+                root / "new-python",
+                {
+                    "pyproject.toml": '[project]\nname = "new-python"\nversion = "0"\n'
+                    'requires-python = ">=3.99"\n'
+                    '[tool.llamadeploy.workflows]\necho = "broken:echo"\n',
+                    "broken.py": 'raise RuntimeError("boom at import")\n',
+                },
+            ),
+            free_port(),
+        ),
+        "dynamodb-credentials": Run(
+            echo,
+            free_port(),
+            args=(
+                "--persistence",
+                "dynamodb",
+                "--dynamodb-endpoint",
+                f"http://127.0.0.1:{busy_port}",
+            ),
+            unset=NO_AWS,
+            env=NO_AWS_FILES,
+            flags=("--no-open-browser", "--no-install"),  # with reload: no "save to reload"
+        ),
+        "dynamodb-region": Run(
+            echo,
+            free_port(),
+            args=("--persistence", "dynamodb"),
+            unset=NO_AWS,
+            env=NO_AWS_FILES,
+            flags=("--no-open-browser", "--no-install"),
+        ),
+        "lambda-memory": Run(echo, free_port(), args=("--lambda", "--persistence", "memory")),
     }
 
 
@@ -141,13 +212,14 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Run]]:
         try:
             for name, run in planned.items():
                 env = {k: v for k, v in os.environ.items() if k not in run.unset}
+                env.update(run.env)
                 command = [
                     sys.executable,
                     "-m",
                     "llamaws.cli.main",
                     "serve",
                     str(run.app),
-                    *SERVE_FLAGS,
+                    *run.flags,
                     "--port",
                     str(run.port),
                     *run.args,
@@ -184,6 +256,16 @@ def only_line(run: Run, code: int = 1) -> str:
     assert len(lines) == 1, run.stderr
     assert lines[0].startswith("Error: "), run.stderr
     return lines[0]
+
+
+def warnings(run: Run) -> list[str]:
+    """The warning lines of a run that then failed with one ``Error:`` line."""
+    assert run.returncode == 1, run.stderr
+    assert "Traceback" not in run.stderr, run.stderr
+    lines = run.stderr.strip().splitlines()
+    assert lines[-1].startswith("Error: ") and len(lines) >= 2, run.stderr
+    assert all(line.startswith("llamaws: warning: ") for line in lines[:-1]), run.stderr
+    return lines[:-1]
 
 
 def error_line(run: Run) -> str:
@@ -230,18 +312,82 @@ def test_serve_workflow_module_not_found_names_the_target(runs: dict[str, Run]) 
     )
 
 
-def test_serve_app_with_missing_dependency_names_module_and_fix(runs: dict[str, Run]) -> None:
+def test_serve_app_with_missing_dependency_names_the_distribution_and_the_flag_passed(
+    runs: dict[str, Run],
+) -> None:
     line = error_line(runs["dependency"])
     assert line.startswith(
         f"Error: cannot import 'server:app' (app): it needs the module "
-        f"'{MISSING_DEPENDENCY}', which is not installed"
+        f"'{MISSING_DEPENDENCY}', which is not installed. "
     )
-    assert f"uv pip install {MISSING_DEPENDENCY}" in line
+    distribution = MISSING_DEPENDENCY.replace("_", "-")
+    assert f"Add '{distribution}' to the app's [project].dependencies" in line
+    assert "without --no-install" in line
 
 
-def test_serve_port_in_use_fails_with_one_line(runs: dict[str, Run]) -> None:
+def test_serve_with_install_names_no_flag_for_a_missing_dependency(runs: dict[str, Run]) -> None:
+    run = runs["dependency-install"]
+    assert run.returncode == 1, run.stderr
+    line = run.stderr.strip().splitlines()[-1]
+    assert line.startswith("Error: cannot import 'server:app' (app): it needs the module"), line
+    assert f"Add '{MISSING_DEPENDENCY.replace('_', '-')}'" in line
+    assert "--no-install" not in run.stderr and "Traceback" not in run.stderr
+
+
+def test_serve_port_in_use_fails_with_one_punctuated_line(runs: dict[str, Run]) -> None:
     run = runs["port"]
-    assert only_line(run).startswith(f"Error: port {run.port} on 127.0.0.1 is already in use")
+    assert only_line(run) == (
+        f"Error: port {run.port} on 127.0.0.1 is already in use. Stop the other server or "
+        "pass --port."
+    )
+
+
+@pytest.mark.parametrize("case", ["port-too-big", "port-negative"])
+def test_serve_port_out_of_range_is_a_usage_error(runs: dict[str, Run], case: str) -> None:
+    run = runs[case]
+    assert only_line(run, code=2) == (
+        f"Error: --port must be a port number from 1 to 65535 (0: any free one), not {run.port}"
+    )
+
+
+def test_serve_missing_env_file_is_named_in_a_warning(runs: dict[str, Run]) -> None:
+    run = runs["env-file"]
+    missing = (run.app / ".env.missing").resolve()
+    assert warnings(run) == [
+        f"llamaws: warning: the env file {missing} listed in env_files does not exist; "
+        "it is skipped."
+    ]
+
+
+def test_serve_unsatisfied_requires_python_is_a_warning_naming_both_versions(
+    runs: dict[str, Run],
+) -> None:
+    (line,) = warnings(runs["requires-python"])
+    here = ".".join(map(str, sys.version_info[:3]))
+    assert f"the app requires Python >=3.99 but llamaws runs on Python {here}" in line
+
+
+def test_serve_dynamodb_without_credentials_says_dummy_ones_do_for_a_local_engine(
+    runs: dict[str, Run],
+) -> None:
+    line = only_line(runs["dynamodb-credentials"])
+    assert "NoCredentialsError" in line
+    assert "A local engine accepts any credentials" in line
+    assert "save" not in line
+
+
+def test_serve_dynamodb_without_region_says_to_set_one(runs: dict[str, Run]) -> None:
+    line = only_line(runs["dynamodb-region"])
+    assert "NoRegionError" in line and "Set AWS_REGION" in line
+    assert "save" not in line
+
+
+def test_serve_lambda_with_memory_persistence_refuses_before_any_banner(
+    runs: dict[str, Run],
+) -> None:
+    assert only_line(runs["lambda-memory"]).startswith(
+        "Error: --lambda keeps runs in DynamoDB: --persistence memory is not shared"
+    )
 
 
 def test_serve_bad_log_level_exits_2(runs: dict[str, Run]) -> None:

@@ -2,9 +2,10 @@
 
 The rules mirror ``llamactl serve`` 0.10.4 / ``llama-agents-core`` 0.10.2
 (``read_deployment_config``) and llama-agents-appserver 0.12.2
-(``parse_environment_variables``, ``validate_required_env_vars``); see
-docs in /work/shared/REFERENCE.md, section "``llamactl serve``". The last test
-compares with the reference itself when it happens to be importable.
+(``parse_environment_variables``, ``validate_required_env_vars``). The last tests
+compare with the references themselves: ``llama-agents-core`` (a dev dependency) for
+the resolution, and ``llamactl`` 0.10.4 (installed into its own venv under
+``.llamaws/reference/``) for the LlamaCloud settings it injects.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import sys
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
@@ -19,7 +21,12 @@ from typing import Any
 
 import pytest
 
-from llamaws.adapter.config import Deployment, resolve_deployment, resolve_environment
+from llamaws.adapter.config import (
+    Deployment,
+    llama_cloud_environment,
+    resolve_deployment,
+    resolve_environment,
+)
 from llamaws.adapter.errors import ConfigError
 
 WORKFLOWS = '[workflows]\necho = "app:echo"\n'
@@ -870,6 +877,10 @@ DIFFERENTIAL_CASES: dict[str, tuple[dict[str, str], str]] = {
         "pyproject.toml": '[project]\nname = "proj"\n',
         "deploy.yml": "workflows: {echo: 'app:echo'}\n",
     }, "deploy.yml"),
+    "llama-cloud": ({
+        "pyproject.toml": '[project]\nname = "proj"\n[tool.llamadeploy]\nllama_cloud = true\n'
+                          'env_files = [".env"]\n[tool.llamadeploy.workflows]\necho = "app:echo"\n',
+    }, "."),
 }
 
 
@@ -885,6 +896,7 @@ def test_resolution_matches_the_reference(app: Path, case: str) -> None:
         ui = config.ui
         return {
             "name": config.name,
+            "llama_cloud": config.llama_cloud,
             "workflows": config.workflows,
             "app": config.app,
             # The reference de-duplicates env files through a set (order lost).
@@ -901,3 +913,86 @@ def test_resolution_matches_the_reference(app: Path, case: str) -> None:
         }
 
     assert fields(ours) == fields(theirs)
+
+
+# -- LlamaCloud settings, against llamactl 0.10.4 itself ----------------------------------
+
+LLAMACTL_PROBE = """
+import json, os, sys
+from pathlib import Path
+from llama_agents.cli.commands.serve import _maybe_inject_llama_cloud_credentials
+before = dict(os.environ)
+_maybe_inject_llama_cloud_credentials(Path(sys.argv[1]), require_cloud=False)
+print(json.dumps({k: v for k, v in os.environ.items() if before.get(k) != v}))
+"""
+
+LLAMA_CLOUD_CASES: dict[str, tuple[bool, dict[str, str], dict[str, str]]] = {
+    # llama_cloud, the .env file, the process environment
+    "key-and-project-in-env-file": (
+        True, {"LLAMA_CLOUD_API_KEY": "llx-file", "LLAMA_DEPLOY_PROJECT_ID": "p-file"}, {},
+    ),
+    "key-url-project-in-process": (
+        True, {}, {"LLAMA_CLOUD_API_KEY": "llx-proc", "LLAMA_CLOUD_BASE_URL": "https://eu.example",
+                   "LLAMA_AGENTS_PROJECT_ID": "p-proc"},
+    ),
+    "env-file-key-wins-over-process": (
+        True, {"LLAMA_CLOUD_API_KEY": "llx-file"}, {"LLAMA_CLOUD_API_KEY": "llx-proc"},
+    ),
+    "not-llama-cloud": (False, {"LLAMA_CLOUD_API_KEY": "llx-file"}, {}),
+}  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def llamactl_python() -> Path:
+    """``python`` of a venv holding llamactl 0.10.4 (created once, from the package index)."""
+    import shutil
+    import subprocess
+
+    from llamaws.builder.dependencies import uv_binary
+
+    from .support import ROOT
+
+    venv = ROOT / ".llamaws" / "reference" / "llamactl-0.10.4"
+    python = venv / "bin" / "python"
+    if not (venv / "bin" / "llamactl").exists():
+        shutil.rmtree(venv, ignore_errors=True)
+        uv = uv_binary()
+        subprocess.run([uv, "venv", "--quiet", "--python", sys.executable, str(venv)], check=True)
+        subprocess.run(
+            [uv, "pip", "install", "--quiet", "--python", str(python), "llamactl==0.10.4"],
+            check=True,
+        )
+    return python
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", sorted(LLAMA_CLOUD_CASES))
+def test_llama_cloud_settings_match_llamactl(
+    app: Path, tmp_path: Path, llamactl_python: Path, case: str
+) -> None:
+    import subprocess
+
+    llama_cloud, env_file, process = LLAMA_CLOUD_CASES[case]
+    write(app, {
+        "pyproject.toml": pyproject(body=f"llama_cloud = {str(llama_cloud).lower()}\n"
+                                         'env_files = [".env"]\n') + "\n" + TOOL_WORKFLOWS,
+        ".env": "".join(f"{k}={v}\n" for k, v in env_file.items()),
+    })  # fmt: skip
+    keep = ("PATH", "LANG", "SYSTEMROOT")
+    environ = {k: v for k, v in os.environ.items() if k in keep}
+    environ |= {"HOME": str(tmp_path), "XDG_CONFIG_HOME": str(tmp_path / "config"), **process}
+    done = subprocess.run(
+        [str(llamactl_python), "-c", LLAMACTL_PROBE, str(app)],
+        cwd=app, env=environ, capture_output=True, text=True, check=False, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    theirs = json.loads(done.stdout.strip().splitlines()[-1])
+
+    deployment = resolve_deployment(app)
+    merged = {**environ, **resolve_environment(deployment, environ)}
+    ours = {
+        k: v
+        for k, v in llama_cloud_environment(deployment.config, merged).items()
+        if environ.get(k) != v
+    }
+    assert ours == theirs

@@ -85,19 +85,25 @@ def test_lambda_and_local_sets_pin_shared_packages_identically(tmp_path: Path) -
     assert not NOT_RUNTIME & set(local_set)
 
 
-def test_llamaws_pins_hold_in_every_resolution(tmp_path: Path) -> None:
-    app = make_app(tmp_path / "app", ["pydantic>=2", "httpx"])
+def test_app_without_dependencies_gets_exactly_llamaws_locked_versions(tmp_path: Path) -> None:
+    app = make_app(tmp_path / "app", [])
+    assert resolve(app, profile="local").pins() == locked_versions("local")
+
+
+def test_app_may_move_a_package_llamaws_only_uses_indirectly(tmp_path: Path) -> None:
+    # extract-basic pins click<8.3 (uvicorn's dependency, locked at 8.5.1 by llamaws).
+    app = make_app(tmp_path / "app", ["click>=8.2.1,<8.3.0"])
     pins = resolve(app, profile="local").pins()
-    for line in dependencies.llamaws_pins("local"):
-        requirement = Requirement(line)
-        if requirement.marker is None or requirement.marker.evaluate():
-            expected = str(requirement.specifier).removeprefix("==")
-            assert pins[canonicalize_name(requirement.name)] == expected, line
+    assert pins["click"].startswith("8.2.")
+    locked = locked_versions("local")
+    for root in PROFILE_ROOTS["local"]:
+        name = canonicalize_name(Requirement(root).name)
+        assert pins[name] == locked[name], root
 
 
 def test_direct_conflict_names_both_requirements_in_one_line(tmp_path: Path) -> None:
     app = make_app(tmp_path / "app", ["pydantic<2"])
-    pinned = resolve_pin("pydantic")
+    pinned = locked_versions("local")["pydantic"]
     with pytest.raises(DependencyConflict) as caught:
         resolve(app)
     message = str(caught.value)
@@ -144,11 +150,11 @@ def test_fingerprint_follows_dependencies_and_lock_only(tmp_path: Path) -> None:
     assert fingerprint(app) != locked
 
 
-def resolve_pin(name: str) -> str:
-    for line in dependencies.llamaws_pins("local"):
+def locked_versions(profile: dependencies.Profile) -> dict[str, str]:
+    """llamaws's pins of ``profile`` for the running Python."""
+    versions: dict[str, str] = {}
+    for line in dependencies.llamaws_pins(profile):
         requirement = Requirement(line)
-        if canonicalize_name(requirement.name) == name and (
-            requirement.marker is None or requirement.marker.evaluate()
-        ):
-            return str(requirement.specifier).removeprefix("==")
-    raise AssertionError(f"{name} is not pinned")
+        if requirement.marker is None or requirement.marker.evaluate():
+            versions[canonicalize_name(requirement.name)] = str(requirement.specifier)[2:]
+    return versions

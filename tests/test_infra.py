@@ -787,8 +787,8 @@ def test_synth_without_the_cdk_libraries_says_how_to_install_them(
     assert result.exit_code == 1
     lines = [line for line in result.output.splitlines() if line.strip()]
     assert lines == [
-        "Error: the CDK libraries are not installed (aws_cdk_not_installed_here) Install them "
-        "with `pip install 'llamaws[cdk]'` (or `uv sync` in a checkout)."
+        "Error: the CDK libraries are not installed (aws_cdk_not_installed_here). Install them "
+        "with `pip install 'llamaws[cdk]'` (or `uv sync --extra cdk` in a checkout)."
     ]
 
 

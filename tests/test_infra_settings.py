@@ -86,3 +86,9 @@ def test_resolving_settings_imports_no_cdk() -> None:
         [sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True
     )
     assert out.stdout.strip() == "[]"
+
+
+def test_the_wait_token_defaults_are_settings_the_stack_accepts(tmp_path: Path) -> None:
+    app = app_with(tmp_path, "wait_timeout_seconds = 86400\nwait_heartbeat_seconds = 3600\n")
+    settings = resolve_settings(resolve_deployment(app))
+    assert (settings.wait_timeout_seconds, settings.wait_heartbeat_seconds) == (86400, 3600)

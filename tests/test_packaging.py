@@ -65,6 +65,7 @@ def test_wheel_holds_only_the_llamaws_package(wheel: Path) -> None:
     assert {top for top in tops if not top.endswith(".dist-info")} == {"llamaws"}
     assert "llamaws/adapter/handler.py" in names
     assert "llamaws/local/debugger/static/index.html" in names
+    assert {"llamaws/builder/pins/lambda.txt", "llamaws/builder/pins/local.txt"} <= set(names)
     assert "llamaws/builder/templates/cloudfront_function.js.j2" in names
 
 

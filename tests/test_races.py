@@ -26,8 +26,10 @@ from llama_agents.server import HandlerQuery, PersistentHandler, SqliteWorkflowS
 
 from llamaws.adapter.app import create_app
 from llamaws.adapter.config import resolve_deployment
+from llamaws.adapter.runtime_stack import durable_runtime
 from llamaws.adapter.store import DynamoSettings, DynamoWorkflowStore
 from llamaws.adapter.store.dynamo import HandlerConflict
+from llamaws.adapter.upstream import PersistenceDecorator
 
 from .engines import MotoServer
 from .support import EXAMPLES
@@ -199,3 +201,50 @@ async def test_overwriting_a_handler_changed_by_another_writer_is_a_conflict(
         await third.update(handler(0))
     [kept] = await first.query(HandlerQuery(handler_id_in=["h0"]))
     assert (kept.status, kept.error) == ("completed", None)
+
+
+class ResumeMeetsAnotherProcessStore(SqliteWorkflowStore):
+    """A shared store: while this process's start-up resume lists running handlers,
+    another process stores the handler of a run it has just started (no tick yet)."""
+
+    async def query(self, query: HandlerQuery) -> list[PersistentHandler]:
+        if query.status_in == ["running"] and query.is_idle is False:
+            await super().update(
+                PersistentHandler(
+                    handler_id="other",
+                    workflow_name="greet",
+                    status="running",
+                    run_id="other-run",
+                    started_at=datetime.now(UTC),
+                )
+            )
+        return await super().query(query)
+
+
+async def test_startup_resume_leaves_runs_started_after_it_began_alone(tmp_path: Path) -> None:
+    # Upstream's resume (with its grace turned off) took such a run for a crashed one
+    # and failed it: "handler crashed before persisting any state".
+    store = ResumeMeetsAnotherProcessStore(str(tmp_path / "workflows.db"), poll_interval=0.02)
+    runtime = durable_runtime(store)
+    app = create_app(
+        resolve_deployment(EXAMPLES / "hello"),
+        fresh_workflows("hello"),
+        store,
+        lifespan=False,
+        runtime=runtime,
+    )
+    await app.start()
+    try:
+        await asyncio.wait_for(resume_of(runtime), 10)
+        (other,) = await store.query(HandlerQuery(handler_id_in=["other"]))
+        assert (other.status, other.error) == ("running", None)
+    finally:
+        await app.stop()
+
+
+async def resume_of(runtime: Any) -> None:
+    """Wait for the durable stack's start-up resume to be over."""
+    while not isinstance(runtime, PersistenceDecorator):
+        runtime = runtime._decorated
+    if runtime.resume_task is not None:
+        await runtime.resume_task

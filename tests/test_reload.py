@@ -62,3 +62,30 @@ def test_reload_keeps_waiting_run_and_dev_server(
 
     handler = wait_until(completed, timeout=15, what="the run to complete")
     assert handler["result"]["value"]["result"] == "You said: blue"  # type: ignore[index]
+
+
+def test_broken_workflow_under_reload_answers_503_until_a_save_fixes_it(
+    example_copy: Callable[[str], Path], emulator_factory: Callable[..., Emulator]
+) -> None:
+    app = example_copy("hello")
+    source = app / "src" / "hello" / "workflows.py"
+    good = source.read_text()
+    source.write_text('raise RuntimeError("boom at import")\n' + good)
+    emulator = emulator_factory(app, "--reload", wait=False)
+    url = f"{emulator.url}/deployments/hello/workflows"
+
+    def unavailable() -> httpx.Response | None:
+        response = httpx.get(url, timeout=5)
+        return response if response.status_code == 503 else None
+
+    response = wait_until(unavailable, timeout=60, what="a 503 from the broken app")
+    assert "RuntimeError: boom at import" in response.json()["detail"]
+    page = httpx.get(f"{emulator.url}/deployments/hello/docs", headers={"accept": "text/html"})
+    assert page.status_code == 503 and "boom at import" in page.text
+    logs = emulator.logs()
+    assert "fix the error and save to reload" in logs
+    assert "serving 'hello' at" not in logs  # the banner waits for a built app
+
+    source.write_text(good)
+    wait_until(lambda: httpx.get(url, timeout=5).status_code == 200, timeout=30, what="the fix")
+    assert "serving 'hello' at" in emulator.logs()

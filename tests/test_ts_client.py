@@ -51,7 +51,7 @@ def test_official_ts_client_runs_hitl_and_sync_workflows_unchanged(
     assert result.returncode == 0, f"{result.stderr}\n--- hitl log ---\n{hitl.logs()}"
     report = json.loads(result.stdout.strip().splitlines()[-1])
 
-    assert report["workflows"] == ["ask", "quiz"]
+    assert report["workflows"] == ["approval", "ask", "quiz"]
     assert report["syncRun"] == {
         "workflow": "greet",
         "status": "completed",
@@ -59,6 +59,8 @@ def test_official_ts_client_runs_hitl_and_sync_workflows_unchanged(
     }
     assert report["started"] == {"workflow": "ask", "status": "running"}
     assert report["listedRunning"] is True
+    # The run's wait token is announced first; the client passes it by.
+    assert report["seenBeforePrompt"][-2:] == ["WaitTokenIssued", "PromptEvent"]
     assert report["prompt"] == {
         "type": "PromptEvent",
         "inputRequired": True,
@@ -66,3 +68,36 @@ def test_official_ts_client_runs_hitl_and_sync_workflows_unchanged(
     }
     assert report["sent"] == {"status": "sent"}
     assert report["final"] == {"status": "completed", "result": "You said: blue", "error": None}
+
+
+UI_DIST = TS_CLIENT_DIR / "node_modules" / ".llamaindex-ui" / "package" / "dist"
+
+
+@pytest.mark.skipif(
+    not UI_DIST.is_dir(), reason="@llamaindex/ui's dist is missing: run .ci/install-ui-deps.sh"
+)
+def test_llamaindex_ui_sees_the_wait_token_announcement_as_a_plain_custom_event(
+    example_copy: Callable[[str], Path], emulator_factory: Callable[..., Emulator]
+) -> None:
+    hitl = emulator_factory(example_copy("hitl"))
+    result = subprocess.run(
+        ["node", str(TS_CLIENT_DIR / "ui-events.mjs"), f"{hitl.url}/deployments/hitl"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=TS_CLIENT_DIR,
+        check=False,
+    )
+    assert result.returncode == 0, f"{result.stderr}\n--- hitl log ---\n{hitl.logs()}"
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    events = {event["type"]: event for event in report["events"]}
+    assert [e["type"] for e in report["events"]] == ["WaitTokenIssued", "PromptEvent", "StopEvent"]
+    assert events["WaitTokenIssued"] == {
+        "type": "WaitTokenIssued",
+        "uiClass": "WorkflowEvent",
+        "stop": False,
+        "inputRequired": False,
+        "humanResponse": False,
+        "custom": True,
+    }
+    assert events["PromptEvent"]["inputRequired"] and events["StopEvent"]["stop"]

@@ -150,16 +150,38 @@ def test_dev_server_stops_with_the_emulator(
     wait_until(lambda: not port_is_listening(ui_port), timeout=10, what="the dev server to stop")
 
 
-def test_dev_server_down_gives_502(
+def test_dev_server_that_exits_gives_503_with_the_reason_and_the_api_serves(
     tmp_path: Path, emulator_factory: Callable[..., Emulator]
 ) -> None:
-    emulator = emulator_factory(make_ui_app(tmp_path, "exit 0"), "--ui-port", str(free_port()))
+    emulator = emulator_factory(make_ui_app(tmp_path, "exit 3"), "--ui-port", str(free_port()))
+    line = wait_until(
+        lambda: next((x for x in emulator.logs().splitlines() if "dev server exited" in x), None),
+        what="the dev server's exit to be reported",
+    )
+    assert line.startswith("llamaws: the UI dev server exited (code 3); ")
+    assert "run fake-dev` in " in line and line.endswith("The API keeps serving.")
     response = httpx.get(f"{emulator.url}{UI}/")
-    assert response.status_code == 502
-    assert response.json() == {"detail": "Upstream server unavailable"}
+    assert response.status_code == 503
+    assert response.json() == {"detail": line.removeprefix("llamaws: ")}
     with pytest.raises(InvalidStatus) as denied:
         connect(f"ws://127.0.0.1:{emulator.port}{UI}/ws", open_timeout=5)
-    assert denied.value.response.status_code == 502
+    assert denied.value.response.status_code == 503
+    assert httpx.get(f"{emulator.url}/deployments/hello/workflows").status_code == 200
+
+
+async def test_dev_server_not_listening_gives_502() -> None:
+    from starlette.applications import Starlette
+
+    proxy = UIProxy(f"http://127.0.0.1:{free_port()}")
+    app = Starlette(routes=proxy_routes(UI, proxy))
+    transport = httpx.ASGITransport(app=app)
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            response = await client.get(f"{UI}/")
+    finally:
+        await proxy.aclose()
+    assert response.status_code == 502
+    assert response.json() == {"detail": "Upstream server unavailable"}
 
 
 async def test_upstream_timeout_gives_504(proxied: tuple[Emulator, int]) -> None:
@@ -175,3 +197,23 @@ async def test_upstream_timeout_gives_504(proxied: tuple[Emulator, int]) -> None
     finally:
         await proxy.aclose()
     assert response.status_code == 504
+
+
+@pytest.mark.skipif(shutil.which("npm") is None, reason="npm is not installed")
+def test_ui_packages_failing_to_install_leave_the_api_serving_and_the_ui_503(
+    tmp_path: Path, emulator_factory: Callable[..., Emulator]
+) -> None:
+    app = make_ui_app(tmp_path, FAKE_DEV)
+    package = json.loads((app / "ui" / "package.json").read_text())
+    package["dependencies"] = {"not-there": "file:./not-there.tgz"}  # fails offline, at once
+    (app / "ui" / "package.json").write_text(json.dumps(package))
+    emulator = emulator_factory(app, "--install", "--ui-port", str(free_port()))
+    line = next(x for x in emulator.logs().splitlines() if "the UI is not served" in x)
+    assert line.startswith("llamaws: the UI is not served: installing UI dependencies failed")
+    assert "npm install" in line and f"To see why: cd {app / 'ui'} && " in line
+    assert line.endswith("The API keeps serving; --no-install skips installing its packages.")
+    response = httpx.get(f"{emulator.url}{UI}/")
+    assert response.status_code == 503
+    assert response.json() == {"detail": line.removeprefix("llamaws: ")}
+    assert httpx.get(f"{emulator.url}/deployments/hello/docs").status_code == 200
+    assert httpx.get(f"{emulator.url}/deployments/hello/workflows").status_code == 200

@@ -228,3 +228,66 @@ def test_event_matches_is_the_routing_rule() -> None:
         Answer(response="x"), HumanResponseEvent, allow_subclasses=False
     )
     assert upstream.event_matches(Answer(response="x"), HumanResponseEvent, allow_subclasses=True)
+
+
+def test_step_configs_tell_accepted_and_returned_events() -> None:
+    configs = upstream.step_configs(AskWorkflow(timeout=None))
+    assert Ask in configs["ask"].return_types
+    assert configs["done"].accepted_events == [Answer]
+
+
+class Verdict(Event):
+    verdict: str
+
+
+class Asked(Event):
+    pass
+
+
+class Waits(Workflow):
+    @step
+    async def wait(self, ctx: Context, ev: StartEvent) -> StopEvent:
+        try:
+            got = await ctx.wait_for_event(
+                Verdict, waiter_event=Asked(), waiter_id="w", timeout=None
+            )
+        except TimeoutError as exc:
+            return StopEvent(result=f"{type(exc).__name__}: {exc}")
+        return StopEvent(result=got.verdict)
+
+
+class Swapped(TimeoutError):
+    pass
+
+
+async def test_wait_end_hook_swaps_the_timeout_of_a_waiter_ended_from_outside() -> None:
+    from workflows.runtime.types.ticks import TickWaiterTimeout
+
+    seen: list[tuple[str, str]] = []
+
+    async def hook(workflow: Workflow, run_id: str, waiter_id: str) -> BaseException | None:
+        seen.append((type(workflow).__name__, waiter_id))
+        return Swapped("ended from outside")
+
+    saved = list(upstream._wait_end_hook)  # the process-wide hook: put it back after
+    upstream.install_wait_end_hook(hook)
+    try:
+        workflow = Waits(timeout=None)
+        handler = workflow.run()
+        async for event in handler.stream_events():
+            if isinstance(event, Asked):  # the waiter is registered
+                break
+        assert handler.run_id is not None
+        await workflow.runtime.get_external_adapter(handler.run_id).send_event(
+            TickWaiterTimeout(step_id=StepId.root("wait"), waiter_id="w")
+        )
+        assert await asyncio.wait_for(handler, 5) == "Swapped: ended from outside"
+        assert seen == [("Waits", "w")]
+    finally:
+        upstream._wait_end_hook[:] = saved
+
+
+def test_handler_not_found_error_is_the_servers() -> None:
+    from llama_agents.server._service import HandlerNotFoundError
+
+    assert upstream.HandlerNotFoundError is HandlerNotFoundError

@@ -1,4 +1,4 @@
-"""The freeze-safe execution model of the Lambda handler (DESIGN.md, "Lambda execution model").
+"""The freeze-safe execution model of the Lambda handler (docs/lambda.md).
 
 - :mod:`.events`: llamaws's own (non-HTTP) invocation payloads;
 - :mod:`.invoker`: asynchronous self-invocation (boto3 in the cloud, HTTP locally);

@@ -161,7 +161,12 @@ class Container:
         persistence = TickPersistenceDecorator(self.retain, store=store)
         quiescence = QuiescenceDecorator(persistence, store)
         self.app = create_app(
-            deployment, load_workflows(deployment), store, lifespan=False, runtime=quiescence
+            deployment,
+            load_workflows(deployment),
+            store,
+            lifespan=False,
+            runtime=quiescence,
+            wait_sweep_interval=None,  # the sweep invocation expires wait tokens
         )
         server = self.app.server
         coordination = Coordination(

@@ -42,9 +42,10 @@ class Lease:
 
 @dataclass(frozen=True)
 class InboxEntry:
-    """A posted event (``event`` is its JSON envelope) or a cancel request."""
+    """A posted event (``event`` is its JSON envelope), a cancel request, or a tick
+    (``event`` is its JSON: the end of a wait, see ``adapter.waits.delivery``)."""
 
-    kind: Literal["event", "cancel"]
+    kind: Literal["event", "cancel", "tick"]
     event: Any = None
     step: str | None = None
     purge: bool = False

@@ -29,7 +29,7 @@ from llama_agents.server import (
 )
 from workflows.runtime.types.plugin import ExternalRunAdapter
 from workflows.runtime.types.step_id import StepId
-from workflows.runtime.types.ticks import TickAddEvent
+from workflows.runtime.types.ticks import TickAddEvent, WorkflowTick
 
 from ..runtime_stack import RetainRunsDecorator
 from ..upstream import (
@@ -38,6 +38,8 @@ from ..upstream import (
     handler_status_from_exit_command,
     served_workflow,
 )
+from ..waits.delivery import tick_from_json
+from ..waits.service import expire_due
 from .coordination import Coordination, InboxEntry
 from .events import ContinueRun, InternalEvent, Sweep
 from .invoker import Invoker
@@ -73,7 +75,7 @@ class RunDriver:
             outcome = await self.drive(event.handler_id, deadline)
             return {"handler_id": event.handler_id, "outcome": outcome}
         assert isinstance(event, Sweep)
-        return {"continued": await self.sweep()}
+        return {"continued": await self.sweep(), "waits_expired": await expire_due(self.server)}
 
     # -- one run -----------------------------------------------------------------------
 
@@ -147,7 +149,7 @@ class RunDriver:
                 if e.entry_id not in seen
             ]
             for entry in fresh:
-                if entry.kind == "event":
+                if entry.kind in ("event", "tick"):
                     expected_added += 1
                 await self._deliver(handler, adapter, entry)
                 delivered.append(entry)
@@ -188,7 +190,7 @@ class RunDriver:
                 return "lost"
             if finished.done():
                 return "done"
-            if signals.added >= expected_added and signals.idle:
+            if signals.added >= expected_added and not signals.awaiting and signals.idle:
                 return "quiet"
             now = time.monotonic()
             if now >= deadline:
@@ -210,10 +212,19 @@ class RunDriver:
         if entry.kind == "cancel":
             await self.cancel(handler.handler_id, entry.purge)
             return
-        decoder = self.server.get_json_decoder(handler.workflow_name)
-        event = decoder.deserialize_value(entry.event)
-        step_id = StepId.root(entry.step) if entry.step else None
-        await adapter.send_event(TickAddEvent(event=event, step_id=step_id))
+        tick: WorkflowTick
+        if entry.kind == "tick":
+            tick = tick_from_json(entry.event)
+        else:
+            decoder = self.server.get_json_decoder(handler.workflow_name)
+            event = decoder.deserialize_value(entry.event)
+            step_id = StepId.root(entry.step) if entry.step else None
+            tick = TickAddEvent(event=event, step_id=step_id)
+        assert handler.run_id is not None
+        # Quiet only once this very tick is journaled: a count of added events alone
+        # is met early by events the resumed run journals itself.
+        self.quiescence.signals(handler.run_id).expect(tick)
+        await adapter.send_event(tick)
 
     async def load(self, handler: PersistentHandler) -> ExternalRunAdapter | None:
         """The run in memory: resumed from its ticks (None when it turned out finished)."""

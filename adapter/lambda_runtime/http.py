@@ -36,6 +36,8 @@ from workflows.events import Event
 from ..delivery import deliverable_run
 from ..input_guard import MAX_REQUEST_BYTES, too_large_message
 from ..upstream import HandlerCompletedError, new_id, override_service, service_of
+from ..waits.delivery import InboxTicks
+from ..waits.service import consuming, waits_of
 from .container import STREAMING_SCOPE_KEY
 from .coordination import Coordination, InboxEntry
 from .driver import TERMINAL, RunDriver
@@ -235,7 +237,8 @@ def use_inbox_delivery(
         handler, _ = await deliverable_run(service, handler_id, event, step)
         decoder = server.get_json_decoder(handler.workflow_name)
         entry = InboxEntry("event", event=decoder.serialize_value(event), step=step)
-        await coordination.post(handler_id, entry)
+        async with consuming(server, handler_id, event):  # the wait token it completes
+            await coordination.post(handler_id, entry)
         await invoker.invoke_async(ContinueRun(handler_id).payload())
 
     async def cancel_handler(
@@ -260,6 +263,8 @@ def use_inbox_delivery(
         )
 
     override_service(server, send_event=send_event, cancel_handler=cancel_handler)
+    if (waits := waits_of(server)) is not None:  # failures and timeouts of waits: same path
+        waits.ticks = InboxTicks(server, coordination, invoker)
 
 
 async def _until_cancelled(

@@ -14,6 +14,7 @@ can tell waiting runs from working ones.
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -25,7 +26,7 @@ from workflows.runtime.runtime_decorators import (
     BaseRuntimeDecorator,
 )
 from workflows.runtime.types.plugin import InternalRunAdapter, Runtime
-from workflows.runtime.types.ticks import TickAddEvent, WorkflowTick
+from workflows.runtime.types.ticks import TickAddEvent, TickWaiterTimeout, WorkflowTick
 from workflows.workflow import Workflow
 
 __all__ = ["QuiescenceDecorator", "RunSignals"]
@@ -38,13 +39,35 @@ class RunSignals:
     ticks: int = 0
     """Ticks journaled."""
     added: int = 0
-    """External events (``TickAddEvent``) journaled."""
+    """External events (``TickAddEvent``) and wait endings (``TickWaiterTimeout``) journaled."""
     idle: bool = False
     """No work left since the last journaled external event."""
+    awaiting: Counter[object] = field(default_factory=Counter)
+    """Ticks sent from outside (:meth:`expect`) and not journaled yet."""
     changed: asyncio.Event = field(default_factory=asyncio.Event)
 
     def notify(self) -> None:
         self.changed.set()
+
+    def expect(self, tick: WorkflowTick) -> None:
+        """Note a tick about to be sent to the run: it is awaited until journaled."""
+        self.awaiting[_identity(tick)] += 1
+
+    def journaled(self, tick: WorkflowTick) -> None:
+        key = _identity(tick)
+        if self.awaiting[key] > 0:
+            self.awaiting[key] -= 1
+        if self.awaiting[key] <= 0:
+            del self.awaiting[key]
+
+
+def _identity(tick: WorkflowTick) -> object:
+    """What survives the control loop's copy of a tick (its event object, or its waiter)."""
+    if isinstance(tick, TickWaiterTimeout):
+        return ("waiter_timeout", str(tick.step_id), tick.waiter_id)
+    if isinstance(tick, TickAddEvent):
+        return ("add_event", id(tick.event))
+    return (tick.type, id(tick))
 
 
 class QuiescenceDecorator(BaseRuntimeDecorator):
@@ -81,7 +104,8 @@ class _SignallingAdapter(BaseInternalRunAdapterDecorator):
         await super().on_tick(tick)  # journaled once this returns
         signals = self._owner.signals(self.run_id)
         signals.ticks += 1
-        if isinstance(tick, TickAddEvent):
+        if isinstance(tick, TickAddEvent | TickWaiterTimeout):  # from outside the run
+            signals.journaled(tick)
             was_idle = signals.idle
             signals.added += 1
             signals.idle = False

@@ -10,8 +10,11 @@ One table holds every item type (see ``docs/dynamodb.md``)::
     state            R#<run_id>       S#<namespace>      -             -
     lease            H#<handler_id>   LEASE              -             -
     inbox entry      H#<handler_id>   I#<ms>#<uuid>      -             -
+    wait token       H#<handler_id>   W#<secret>         WAIT#DUE      <due_ms:015d>#<token>
     API key          K#<key_id>       KEY                KEYS          <created_at>#<key_id>
     session          K#<key_id>       SESSION#<id>       -             -
+
+(a wait token carries GSI1 keys only while it is open and has a deadline)
 
 ``infra`` builds the CloudFormation table from :func:`table_definition` and
 :data:`TTL_ATTRIBUTE`; ``llamaws dynamodb create-table`` and the emulator call
@@ -33,6 +36,8 @@ __all__ = [
     "STATE",
     "TICK",
     "TTL_ATTRIBUTE",
+    "WAIT",
+    "WAITS_DUE",
     "WRITE_BATCH_LIMIT",
     "api_key_gsi_key",
     "api_key_key",
@@ -50,6 +55,8 @@ __all__ = [
     "session_key",
     "state_key",
     "table_definition",
+    "wait_due_key",
+    "wait_key",
 ]
 
 PK = "PK"
@@ -98,6 +105,20 @@ def inbox_key(handler_id: str, entry_id: str) -> dict[str, str]:
     """An entry (posted event, cancel request) waiting for the run's driver."""
     return {PK: f"H#{handler_id}", SK: f"{INBOX}{entry_id}"}
 
+
+WAIT = "W#"
+WAITS_DUE = "WAIT#DUE"
+"""GSI1 partition of the open wait tokens that have a deadline, sorted by it."""
+
+
+def wait_key(handler_id: str, secret: str) -> dict[str, str]:
+    """A wait token of a handler's run (see ``adapter.waits``)."""
+    return {PK: f"H#{handler_id}", SK: f"{WAIT}{secret}"}
+
+
+def wait_due_key(due_ms: int, token: str) -> dict[str, str]:
+    """GSI1 attributes of an open token with a deadline: the sweep queries what is due."""
+    return {GSI1PK: WAITS_DUE, GSI1SK: f"{due_ms:015d}#{token}"}
 
 API_KEYS_GSI1PK = "KEYS"
 """GSI1 partition listing a deployment's API keys (``llamaws keys list``, no Scan)."""

@@ -97,6 +97,7 @@ async function main() {
     "PromptEvent on the event stream",
   );
   controller.abort();
+  results.seenBeforePrompt = seen;
   results.prompt = {
     type: prompt.type,
     inputRequired: (prompt.types ?? []).includes("InputRequiredEvent"),
