@@ -640,6 +640,7 @@ class LambdaService:
                     function_name=f"llamaws-{self.settings.table}",
                     log=self.log,
                     die_with_parent=True,
+                    python=self.settings.python,
                 )
             return RieContainer(
                 self.settings.handler,
