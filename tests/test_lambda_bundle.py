@@ -378,4 +378,4 @@ def test_bundle_streams_through_its_exec_wrapper_under_the_rie(
     head, delimiter, content = answer.body.partition(b"\x00" * 8)
     assert delimiter, (tmp_path / "streaming.log").read_text()[-3000:]
     assert json.loads(head)["statusCode"] == 200
-    assert sorted(json.loads(content)["workflows"]) == ["ask", "quiz"]
+    assert {"ask", "quiz"} <= set(json.loads(content)["workflows"])
