@@ -41,6 +41,7 @@ __all__ = [
     "resolve_auth",
     "resolve_deployment",
     "resolve_environment",
+    "resolve_streaming",
 ]
 
 DEFAULT_DEPLOYMENT_NAME = "default"
@@ -282,6 +283,44 @@ def resolve_auth(deployment: Deployment, override: str | None = None) -> AuthMod
     """
     if override:
         return _auth_value(override, "LLAMAWS_AUTH")
+    table, path = _llamaws_table(deployment)
+    if "auth" not in table:
+        return DEFAULT_AUTH
+    return _auth_value(table["auth"], f"{path}: [tool.llamaws] field 'auth'")
+
+
+def resolve_streaming(deployment: Deployment, override: str | None = None) -> bool:
+    """Whether the deployed function streams responses (``[tool.llamaws] streaming``,
+    default true) or answers event streams with the bounded long-poll (false).
+
+    ``override`` (``LLAMAWS_STREAMING``, read by the emulator) wins: ``1``/``true`` or
+    ``0``/``false``. See ``docs/lambda.md``, "Event streams".
+    """
+    if override:
+        return _flag(override, "LLAMAWS_STREAMING")
+    table, path = _llamaws_table(deployment)
+    if "streaming" not in table:
+        return True
+    value = table["streaming"]
+    if not isinstance(value, bool):
+        raise ConfigError(
+            f"{path}: [tool.llamaws] field 'streaming': {value!r} is not a boolean",
+            hint="Use streaming = true (response streaming) or false (the long-poll).",
+        )
+    return value
+
+
+def _flag(value: str, where: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{where}={value!r} is not a boolean", hint="Use 1 or 0.")
+
+
+def _llamaws_table(deployment: Deployment) -> tuple[dict[str, Any], Path | None]:
+    """``[tool.llamaws]`` of the deployment's TOML config file, else of its pyproject."""
     for path in dict.fromkeys([deployment.config_file, deployment.config_dir / "pyproject.toml"]):
         if path.suffix != ".toml" or not path.is_file():
             continue
@@ -290,10 +329,8 @@ def resolve_auth(deployment: Deployment, override: str | None = None) -> AuthMod
             continue
         if not isinstance(table, dict):
             raise ConfigError(f"{path}: [tool.llamaws] must be a table")
-        if "auth" not in table:
-            return DEFAULT_AUTH
-        return _auth_value(table["auth"], f"{path}: [tool.llamaws] field 'auth'")
-    return DEFAULT_AUTH
+        return table, path
+    return {}, None
 
 
 def _auth_value(value: object, where: str) -> AuthMode:

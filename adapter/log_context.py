@@ -12,23 +12,40 @@ them), then what the Lambda container knows of the invocation (:func:`bound`: th
 handler a ``continue`` event drives, or the one an HTTP path names). :func:`install`
 wraps the logging record factory once per process; records without a run get neither
 field.
+
+Under the managed runtime (``awslambdaric``) the runtime's own JSON formatter writes the
+lines; llamaws's streaming runtime loop writes them with :class:`JsonLineFormatter`, in
+the same shape, when the function's log format is JSON (``AWS_LAMBDA_LOG_FORMAT``).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import re
+import time
+import traceback
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar, Token
 from typing import Any
 
-__all__ = ["bind", "bound", "current_ids", "handler_id_of_event", "install", "unbind"]
+__all__ = [
+    "JsonLineFormatter",
+    "bind",
+    "bound",
+    "current_ids",
+    "handler_id_of_event",
+    "install",
+    "set_request_id",
+    "unbind",
+]
 
 Ids = tuple[str | None, str | None]
 _ids: ContextVar[Ids] = ContextVar("llamaws_log_ids", default=(None, None))
 _tags: ContextVar[dict[str, Any]] | None = None
 _installed = False
+_request_id: str | None = None
 _HANDLER_PATH = re.compile(r"/(?:handlers|events|results)/([^/?#]+)")
 
 
@@ -51,6 +68,13 @@ def bound(handler_id: str | None = None, run_id: str | None = None) -> Iterator[
         yield
     finally:
         unbind(token)
+
+
+def set_request_id(request_id: str | None) -> None:
+    """The invocation being served (a runtime loop serves one at a time): its records
+    carry it as ``aws_request_id``, as under the managed runtime."""
+    global _request_id
+    _request_id = request_id
 
 
 def current_ids() -> tuple[str | None, str | None]:
@@ -99,7 +123,38 @@ def install() -> None:
             record.handler_id = handler_id
         if run_id is not None:
             record.run_id = run_id
+        if _request_id is not None and not hasattr(record, "aws_request_id"):
+            record.aws_request_id = _request_id
         return record
 
     logging.setLogRecordFactory(factory)
     _installed = True
+
+
+_STANDARD = frozenset(
+    (*logging.makeLogRecord({}).__dict__, "message", "asctime", "aws_request_id", "taskName")
+)
+
+
+class JsonLineFormatter(logging.Formatter):
+    """One JSON object per record, shaped like Lambda's JSON log format: ``timestamp``,
+    ``level``, ``message``, ``logger``, ``requestId``, the record's extra fields
+    (``handler_id``, ``run_id``, …) and, with an exception, ``errorType``,
+    ``errorMessage`` and ``stackTrace``."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, Any] = {
+            "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            + f".{int(record.msecs):03d}Z",
+            "level": record.levelname,
+            "message": record.getMessage(),
+            "logger": record.name,
+            "requestId": getattr(record, "aws_request_id", None),
+        }
+        line.update((k, v) for k, v in record.__dict__.items() if k not in _STANDARD)
+        if record.exc_info and record.exc_info[0] is not None:
+            kind, error, trace = record.exc_info
+            line["errorType"] = kind.__name__
+            line["errorMessage"] = str(error)
+            line["stackTrace"] = traceback.format_tb(trace)
+        return json.dumps({k: v for k, v in line.items() if v is not None}, default=str)

@@ -9,7 +9,10 @@
   fresh interpreter that only imports the dependencies
   (``llama_agents.server, mangum, boto3, starlette``). Wall time of each process,
   median of ``--repeat``; goal: ratio <= 1.25. The same with ``auth = "none"`` shows
-  what auth adds to a cold start.
+  what auth adds to a cold start. Then the same first request through each runtime
+  loop, from the invocation to the whole answer: ``awslambdaric`` under the RIE
+  (buffered) and the streaming runtime loop (``exec_wrapper``) under the local Runtime
+  API, a fresh container each time.
 - **P2 warm throughput**: ``POST …/workflows/greet/run`` (with the API key) as in-process calls of
   ``handler(event, context)`` (a fake context with ``get_remaining_time_in_millis``)
   against the same app on uvicorn (``llamaws serve`` on the same DynamoDB engine)
@@ -257,6 +260,33 @@ def bench_cold_start(
     print(f"   ratio: {f / b:.2f}  (goal <= 1.25)")
     print(f"   the same with auth = none (no key lookup): {o * 1000:7.0f} ms; "
           f"auth = key adds {(f - o) * 1000:+.0f} ms ({f / o:.2f}x)")  # fmt: skip
+    _cold_start_per_runtime(hello, env, repeat)
+
+
+def _cold_start_per_runtime(hello: Path, env: dict[str, str], repeat: int) -> None:
+    """The first request through awslambdaric (RIE) and through the streaming loop."""
+    from llamaws.local.rie import RieContainer
+    from llamaws.local.runtime_api import LoopContainer
+
+    event = v2("GET", "/deployments/hello/workflows", key=env["BENCH_KEY"])
+    function_env = {k: v for k, v in env.items() if k != "BENCH_KEY"}
+    timings: dict[str, list[float]] = {"awslambdaric (RIE)": [], "streaming loop": []}
+    for _ in range(repeat):
+        with RieContainer(
+            "llamaws.adapter.handler.handler", env=function_env, cwd=ROOT, timeout=60,
+            log=subprocess.DEVNULL,
+        ) as rie:  # fmt: skip
+            answer = rie.invoke(event)
+            assert b"greet" in answer.body, answer.body[:300]
+            timings["awslambdaric (RIE)"].append(answer.duration)
+        with LoopContainer(env=function_env, cwd=ROOT, timeout=60, log=subprocess.DEVNULL) as loop:
+            answer = loop.invoke(event)
+            assert b"greet" in answer.body, answer.body[:300]
+            timings["streaming loop"].append(answer.duration)
+    rie_ms, loop_ms = (statistics.median(t) * 1000 for t in timings.values())
+    print(f"   first request through the runtime loop (fresh container, median of {repeat}): "
+          f"awslambdaric under the RIE {rie_ms:.0f} ms, streaming loop {loop_ms:.0f} ms "
+          f"({loop_ms / rie_ms:.2f}x)")  # fmt: skip
 
 
 # -- P2 ---------------------------------------------------------------------------------

@@ -14,7 +14,8 @@ Built without Docker, for the function's platform and Python:
    directory (``LAMBDA_TASK_ROOT``), so the app's relative paths resolve as they do
    locally; its env files (whose values live in SSM / Secrets Manager), its UI sources
    (served from S3), virtualenvs, ``node_modules``, caches and databases stay out.
-   ``llamaws/adapter/`` (the handler) is added beside it.
+   ``llamaws/adapter/`` (the handler, and the executable ``exec_wrapper`` that starts
+   the streaming runtime loop) is added beside it.
 3. **Bytecode** precompiled for the target Python (``unchecked-hash`` ``.pyc``:
    deterministic, never revalidated) by an interpreter of that version found on this
    machine; without one the bundle has sources only, and says so.
@@ -73,6 +74,8 @@ _ALWAYS_EXCLUDED = (".git", ".hg", ".svn", ".venv", "venv", "node_modules", "__p
                     ".DS_Store", "*.pyc", "workflows.db", "workflows.db-*", ".env", ".env.*",
                     ".emulator-*")  # fmt: skip
 _TASK_ROOT = "/var/task"
+_EXEC_WRAPPER = "lambda_runtime/exec_wrapper"
+"""The streaming runtime loop's ``AWS_LAMBDA_EXEC_WRAPPER`` (executable in the bundle)."""
 
 
 class BundleError(LlamawsError):
@@ -370,7 +373,7 @@ def _adapter_files() -> Iterator[tuple[str, Path]]:
     import llamaws.adapter
 
     package = Path(llamaws.adapter.__file__).resolve().parent
-    for path in sorted(package.rglob("*.py")):
+    for path in sorted([*package.rglob("*.py"), package / _EXEC_WRAPPER]):
         if "__pycache__" in path.parts:
             continue
         yield f"llamaws/adapter/{path.relative_to(package).as_posix()}", path
@@ -399,7 +402,7 @@ def _check_collisions(
 def _copy(source: Path, target: Path) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(source, target)
-    if os.access(source, os.X_OK):
+    if os.access(source, os.X_OK) or target.as_posix().endswith(f"/adapter/{_EXEC_WRAPPER}"):
         target.chmod(0o755)
 
 

@@ -130,7 +130,8 @@ def serve(
         bool,
         typer.Option(
             "--lambda",
-            help="Send every request through the real Lambda handler (RIE + awslambdaric, "
+            help="Send every request through the real Lambda handler (its streaming loop, "
+            "or RIE + awslambdaric with [tool.llamaws] streaming = false; "
             "API Gateway v2 events, DynamoDB; a moto server is started without "
             "--dynamodb-endpoint). No reload.",
         ),

@@ -6,6 +6,9 @@
   are keyed by their URL path: ``deployments/<name>/ui/<file>``.
 - ``/deployments/<name>/*`` (and anything else) → the function's URL: caching
   disabled, every viewer header but ``Host`` forwarded, all methods.
+- ``/deployments/<name>/events/*`` → the same, without compression: an event stream
+  passes through as it comes (CloudFront's read timeout applies between packets; the
+  function sends heartbeats well inside it).
 
 HTTPS only (API) / redirected to HTTPS (UI pages); HTTP/2 and 3. With a custom
 domain (``domain_name`` + ``certificate_arn``) viewers need TLS 1.2+ (policy
@@ -123,6 +126,15 @@ class Edge(Construct):
             )
             behaviors[f"{base}/ui"] = ui_behavior
             behaviors[f"{base}/ui/*"] = ui_behavior
+        behaviors[f"{base}/events/*"] = cloudfront.BehaviorOptions(
+            origin=api,
+            allowed_methods=cloudfront.AllowedMethods.ALLOW_ALL,
+            cache_policy=cloudfront.CachePolicy.CACHING_DISABLED,
+            origin_request_policy=cloudfront.OriginRequestPolicy.ALL_VIEWER_EXCEPT_HOST_HEADER,
+            response_headers_policy=cloudfront.ResponseHeadersPolicy.SECURITY_HEADERS,
+            viewer_protocol_policy=cloudfront.ViewerProtocolPolicy.HTTPS_ONLY,
+            compress=False,
+        )
         behaviors[f"{base}/*"] = api_behavior
 
         certificate = (

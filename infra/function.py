@@ -5,6 +5,10 @@ from the bundle; the environment contract of ``docs/lambda.md``; an explicit log
 group with retention (no ``LogRetention`` custom resource), JSON log lines; asynchronous
 invocations (``continue`` hand-offs) with retries and an SQS queue for the ones
 that failed for good; the sweeper schedule; a Function URL for the edge.
+
+With ``streaming`` (the default) the URL's invoke mode is ``RESPONSE_STREAM`` and
+``AWS_LAMBDA_EXEC_WRAPPER`` makes the managed runtime start llamaws's streaming runtime
+loop instead of ``awslambdaric`` (``docs/lambda.md``, "Event streams").
 """
 
 from __future__ import annotations
@@ -25,9 +29,11 @@ from constructs import Construct
 from .nag import acknowledge
 from .settings import LOG_RETENTION_DAYS, Settings
 
-__all__ = ["HANDLER", "SWEEP_EVENT", "ApiFunction"]
+__all__ = ["EXEC_WRAPPER", "HANDLER", "SWEEP_EVENT", "ApiFunction"]
 
 HANDLER = "llamaws.adapter.handler.handler"
+EXEC_WRAPPER = "/var/task/llamaws/adapter/lambda_runtime/exec_wrapper"
+"""Where the bundle puts the streaming loop's wrapper (the task root is ``/var/task``)."""
 SWEEP_EVENT = {"llamaws": {"kind": "sweep"}}
 
 _RUNTIMES = {"3.12": lambda_.Runtime.PYTHON_3_12, "3.13": lambda_.Runtime.PYTHON_3_13}
@@ -85,6 +91,9 @@ class ApiFunction(Construct):
             "AwsSolutions-SQS3",
             "This queue is itself the on-failure destination of asynchronous invocations.",
         )
+        variables = dict(environment)
+        if settings.streaming:
+            variables["AWS_LAMBDA_EXEC_WRAPPER"] = EXEC_WRAPPER
         self.function = lambda_.Function(
             self,
             "Function",
@@ -95,7 +104,7 @@ class ApiFunction(Construct):
             memory_size=settings.memory_mb,
             timeout=Duration.seconds(settings.timeout_seconds),
             reserved_concurrent_executions=settings.reserved_concurrency,
-            environment=dict(sorted(environment.items())),
+            environment=dict(sorted(variables.items())),
             role=self.role,
             log_group=self.log_group,
             # JSON lines: the runtime adds a record's extra fields (the adapter's
@@ -132,7 +141,9 @@ class ApiFunction(Construct):
             auth_type=lambda_.FunctionUrlAuthType.AWS_IAM
             if settings.auth == "iam"
             else lambda_.FunctionUrlAuthType.NONE,
-            invoke_mode=lambda_.InvokeMode.BUFFERED,
+            invoke_mode=lambda_.InvokeMode.RESPONSE_STREAM
+            if settings.streaming
+            else lambda_.InvokeMode.BUFFERED,
         )
         self.schedule: events.Rule | None = None
         if settings.sweep_minutes:

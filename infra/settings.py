@@ -73,6 +73,10 @@ class Settings(BaseModel):
     wait_timeout_seconds: float | None = Field(default=None, gt=0)
     wait_heartbeat_seconds: float | None = Field(default=None, gt=0)
     """Default deadlines of waits (read by the function from the app's config)."""
+    streaming: bool = True
+    """Response streaming: the function URL in ``RESPONSE_STREAM`` mode and the streaming
+    runtime loop (live event streams); false: ``BUFFERED`` and the long-poll (e.g. for a
+    function in a VPC, whose URL cannot stream)."""
 
     # -- state
     point_in_time_recovery: bool = True

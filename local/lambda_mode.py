@@ -12,12 +12,22 @@ The emulator plays the parts AWS plays around the function:
   With ``auth = "iam"`` the URL's ``AWS_IAM`` auth type is played too: SigV4 is
   checked before invoking (``local/sigv4.py``), 403 ``{"Message": "Forbidden"}``
   otherwise.
-- **Containers.** A :class:`ContainerPool` of RIE processes (``llamaws.local.rie``)
-  running ``llamaws.adapter.handler.handler`` under ``awslambdaric``: each serves one
-  invocation at a time; a new one is started (cold start) only when all are
-  busy and fewer than ``--lambda-containers`` (default 2) exist; when all are
-  busy, invocations wait for one (Lambda would throttle at its concurrency
-  limit instead). A container whose RIE died is replaced on the next use.
+- **Response streaming** (``[tool.llamaws] streaming``, default true; the env
+  ``LLAMAWS_STREAMING=0`` overrides it): a Function URL in ``RESPONSE_STREAM`` mode.
+  Each container is a :class:`~llamaws.local.runtime_api.LoopContainer`: the streaming
+  runtime loop that the deployed function runs (through its ``exec_wrapper``) against
+  a local Runtime API that hands each chunk over as it arrives, so the response (the
+  prelude's status, headers and cookies, then the chunks) reaches the client live; no
+  6 MB response limit; an error after the first byte cuts the response, as the URL does.
+  Without streaming, the URL is ``BUFFERED``: responses are posted whole (and event
+  streams are the long-poll).
+- **Containers.** A :class:`ContainerPool` of execution environments: streaming loops,
+  or RIE processes (``llamaws.local.rie``) running ``llamaws.adapter.handler.handler``
+  under ``awslambdaric`` when buffered. Each serves one invocation at a time (a
+  streamed one until the function has posted all of it, read or not); a new one is
+  started (cold start) only when all are busy and fewer than ``--lambda-containers``
+  (default 2) exist; when all are busy, invocations wait for one (Lambda would throttle
+  at its concurrency limit instead). A container whose RIE died is replaced on the next use.
 - **Asynchronous invocation** (``InvocationType=Event``). The containers get
   ``LLAMAWS_ASYNC_INVOKE_URL`` pointing to a private loopback endpoint
   (``POST /__llamaws/invoke-async``, not on the app port) that answers 202 at
@@ -52,14 +62,15 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
-from llamaws.adapter.config import AuthMode
+from llamaws.adapter.config import AuthMode, resolve_deployment, resolve_streaming
 from llamaws.adapter.errors import LlamawsError
 
 from .engine import LocalEngine, start_local_engine
 from .lambda_events import http_event, http_response
 from .rie import Invocation, RieContainer
+from .runtime_api import LoopContainer, Piece, Streamed
 
 if TYPE_CHECKING:
     from .sigv4 import SigV4Verifier
@@ -71,6 +82,7 @@ __all__ = [
     "MAX_SYNC_PAYLOAD",
     "AsyncInvoker",
     "ContainerPool",
+    "LambdaContainer",
     "LambdaFrontend",
     "LambdaService",
     "LambdaSettings",
@@ -111,6 +123,8 @@ class LambdaSettings:
     auth: AuthMode = "key"
     """The deployment's auth (``LLAMAWS_AUTH`` of the function); ``iam`` also makes the
     emulated function URL check SigV4 signatures."""
+    streaming: bool = False
+    """Response streaming (the streaming runtime loop), else buffered (RIE, awslambdaric)."""
 
     @property
     def s3_endpoint_url(self) -> str:
@@ -132,33 +146,45 @@ class LambdaSettings:
         return env
 
 
-# --- events and responses ------------------------------------------------------------
-
-
 # --- containers ----------------------------------------------------------------------
 
 
-class ContainerPool:
+class LambdaContainer(Protocol):
+    """An execution environment: :class:`RieContainer` or :class:`LoopContainer`."""
+
+    def start(self) -> Any: ...
+
+    def invoke(self, event: Mapping[str, Any] | bytes) -> Invocation: ...
+
+    def alive(self) -> bool: ...
+
+    def stop(self) -> None: ...
+
+
+C = TypeVar("C", bound=LambdaContainer)
+
+
+class ContainerPool(Generic[C]):
     """Up to ``size`` containers; each serves one invocation at a time.
 
     A warm idle container is preferred (most recently used first); a new one is
     started only when none is idle, up to ``size``; beyond that callers wait.
     """
 
-    def __init__(self, factory: Callable[[], RieContainer], size: int) -> None:
+    def __init__(self, factory: Callable[[], C], size: int) -> None:
         if size < 1:
             raise LlamawsError("--lambda-containers must be at least 1")
         self._factory = factory
         self.size = size
-        self._idle: list[RieContainer] = []
-        self._all: list[RieContainer] = []
+        self._idle: list[C] = []
+        self._all: list[C] = []
         self._condition = threading.Condition()
         self._closed = False
         self.cold_starts = 0
         self._spawner = ThreadPoolExecutor(1, thread_name_prefix="lambda-spawner")
 
     @contextlib.contextmanager
-    def container(self, timeout: float = 900.0) -> Iterator[RieContainer]:
+    def container(self, timeout: float = 900.0) -> Iterator[C]:
         """A container for the block (started if needed); it returns to the pool after."""
         container = self._acquire(timeout)
         try:
@@ -171,7 +197,7 @@ class ContainerPool:
         with self.container() as container:
             return container.invoke(event)
 
-    def _acquire(self, timeout: float) -> RieContainer:
+    def _acquire(self, timeout: float) -> C:
         deadline = time.monotonic() + timeout
         with self._condition:
             while True:
@@ -194,14 +220,15 @@ class ContainerPool:
         try:
             # Started from one long-lived thread: with die_with_parent the RIE ends
             # when that thread (this process) ends, even if it is killed.
-            return self._spawner.submit(placeholder.start).result()
+            self._spawner.submit(placeholder.start).result()
+            return placeholder
         except BaseException:
             with self._condition:
                 self._all.remove(placeholder)
                 self._condition.notify()
             raise
 
-    def _release(self, container: RieContainer) -> None:
+    def _release(self, container: C) -> None:
         with self._condition:
             retire = self._closed or not container.alive()
             if retire:
@@ -217,6 +244,17 @@ class ContainerPool:
     def started(self) -> int:
         with self._condition:
             return len(self._all)
+
+    def open(self: ContainerPool[LoopContainer], event: Mapping[str, Any] | bytes) -> Streamed:
+        """Start a streamed invocation on a free container, held until the function is done."""
+        container = self._acquire(900.0)
+        try:
+            streamed = container.open(event)
+        except BaseException:
+            self._release(container)
+            raise
+        streamed.when_done(lambda: self._release(container))
+        return streamed
 
     def close(self) -> None:
         """Stop every container; invocations in flight fail (their RIE is gone)."""
@@ -235,7 +273,7 @@ class AsyncInvoker:
     ``url`` is what the function gets as ``LLAMAWS_ASYNC_INVOKE_URL``.
     """
 
-    def __init__(self, pool: ContainerPool, host: str = "127.0.0.1") -> None:
+    def __init__(self, pool: ContainerPool[Any], host: str = "127.0.0.1") -> None:
         self.pool = pool
         self.queue: queue.Queue[dict[str, Any] | None] = queue.Queue()
         self.executor = ThreadPoolExecutor(pool.size, thread_name_prefix="lambda-async")
@@ -416,6 +454,9 @@ class LambdaFrontend:
         if len(payload) > MAX_SYNC_PAYLOAD:
             await _send(send, 413, {"message": "Request Entity Too Large"})
             return
+        if self.service.settings.streaming:
+            await self._streamed(scope, send, payload, event["requestContext"]["requestId"])
+            return
         import anyio.to_thread
 
         try:
@@ -451,6 +492,72 @@ class LambdaFrontend:
             }
         )
         await send({"type": "http.response.body", "body": content})
+
+    async def _streamed(self, scope: Any, send: Any, payload: bytes, request_id: str) -> None:
+        """A Function URL in ``RESPONSE_STREAM`` mode: the answer goes out as it comes."""
+        import anyio.to_thread
+
+        what = f"{scope['method']} {scope['path']}"
+        try:
+            streamed = await anyio.to_thread.run_sync(self.service.pool.open, payload)
+        except LlamawsError as exc:
+            logger.error("invocation not run: %s", exc)
+            await _send(send, 503, {"message": "Service Unavailable"})
+            return
+        head = await anyio.to_thread.run_sync(streamed.next_piece)
+        if head.kind == "error":
+            logger.error("%s: function error (%s): %s", what, head.error_type, head.data[:2000])
+            await _send(send, 502, {"message": "Internal Server Error"}, request_id)
+            return
+        if head.kind == "whole":  # posted whole: a buffered answer, read as such
+            try:
+                status, headers, content = http_response(json.loads(head.data))
+            except (ValueError, TypeError, KeyError) as exc:
+                logger.error("malformed Lambda response %r: %s", head.data[:500], exc)
+                await _send(send, 502, {"message": "Internal Server Error"}, request_id)
+                return
+            await _start(send, status, [*headers, ("x-amzn-requestid", request_id)])
+            await send({"type": "http.response.body", "body": content})
+            return
+        status, headers = _from_prelude(head)
+        await _start(send, status, [*headers, ("x-amzn-requestid", request_id)])
+        while True:
+            piece: Piece = await anyio.to_thread.run_sync(streamed.next_piece)
+            if piece.kind == "chunk":
+                await send({"type": "http.response.body", "body": piece.data, "more_body": True})
+            elif piece.kind == "end" and piece.error_type is None:
+                await send({"type": "http.response.body", "body": b""})
+                return
+            else:  # error trailers, a timeout or a dead runtime: the URL cuts the response
+                logger.error(
+                    "%s: the function failed after its first byte (%s): %s; response cut",
+                    what, piece.error_type, piece.data[:2000],
+                )  # fmt: skip
+                return  # incomplete: the server closes the connection
+
+
+def _from_prelude(head: Piece) -> tuple[int, list[tuple[str, str]]]:
+    """Status and headers of a streamed response (no prelude: a 200 of octets)."""
+    prelude = head.prelude
+    if prelude is None:
+        return 200, [("content-type", "application/octet-stream")]
+    headers = [
+        (str(name).lower(), str(value))
+        for name, value in (prelude.get("headers") or {}).items()
+        if str(name).lower() not in ("content-length", "transfer-encoding", "connection")
+    ]
+    headers += [("set-cookie", str(cookie)) for cookie in prelude.get("cookies") or []]
+    return int(prelude.get("statusCode", 200)), headers
+
+
+async def _start(send: Any, status: int, headers: list[tuple[str, str]]) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers],
+        }
+    )
 
 
 async def _read_body(receive: Any, limit: int) -> tuple[bytes, bool]:
@@ -515,7 +622,7 @@ class LambdaService:
 
     settings: LambdaSettings
     log: Any = None
-    pool: ContainerPool = field(init=False)
+    pool: ContainerPool[Any] = field(init=False)
     invoker: AsyncInvoker = field(init=False)
     sweeper: Sweeper = field(init=False)
 
@@ -523,7 +630,18 @@ class LambdaService:
         ensure_resources(self.settings)
         holder: dict[str, str] = {}
 
-        def make_container() -> RieContainer:
+        def make_container() -> LambdaContainer:
+            if self.settings.streaming:
+                return LoopContainer(
+                    env=self.settings.function_env(holder["url"]),
+                    cwd=self.settings.app_dir.resolve(),
+                    timeout=self.settings.timeout,
+                    memory_mb=self.settings.memory_mb,
+                    function_name=f"llamaws-{self.settings.table}",
+                    log=self.log,
+                    die_with_parent=True,
+                    python=self.settings.python,
+                )
             return RieContainer(
                 self.settings.handler,
                 env=self.settings.function_env(holder["url"]),
@@ -603,8 +721,16 @@ def lambda_settings(
     timeout: float,
     python: str = sys.executable,
     auth: AuthMode = "key",
+    streaming: bool | None = None,
 ) -> tuple[LambdaSettings, LocalEngine | None]:
-    """Resolve the function's settings; start a local engine when no endpoint is given."""
+    """Resolve the function's settings; start a local engine when no endpoint is given.
+
+    ``streaming`` None: the app's ``[tool.llamaws] streaming`` (``LLAMAWS_STREAMING`` wins).
+    """
+    if streaming is None:
+        streaming = resolve_streaming(
+            resolve_deployment(app_dir), os.environ.get("LLAMAWS_STREAMING")
+        )
     endpoint = dynamodb_endpoint or os.environ.get("AWS_ENDPOINT_URL_DYNAMODB") or None
     engine: LocalEngine | None = None
     extra_env: dict[str, str] = {}
@@ -629,5 +755,6 @@ def lambda_settings(
         extra_env=extra_env,
         python=python,
         auth=auth,
+        streaming=streaming,
     )
     return settings, engine

@@ -58,7 +58,7 @@ import tempfile
 import threading
 import time
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -245,6 +245,9 @@ class RieContainer:
     function_name: str = "llamaws-local"
     memory_mb: int = 1024
     python: str = sys.executable
+    command: Sequence[str] | None = None
+    """The runtime's command (default ``<python> -m awslambdaric <handler>``), e.g. an
+    ``AWS_LAMBDA_EXEC_WRAPPER`` with the arguments Lambda gives it."""
     log: IO[bytes] | int | None = None
     """Where the RIE and the handler write (a file, ``subprocess.DEVNULL``, or inherit)."""
     host: str = "127.0.0.1"
@@ -284,7 +287,7 @@ class RieContainer:
             str(ensure_rie()),
             "--runtime-interface-emulator-address", f"{self.host}:{self.port}",
             "--runtime-api-address", f"{self.host}:{_free_port(self.host)}",
-            self.python, "-m", "awslambdaric", self.handler,
+            *(self.command or [self.python, "-m", "awslambdaric", self.handler]),
         ]  # fmt: skip
         self.process = subprocess.Popen(
             command,

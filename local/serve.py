@@ -5,7 +5,8 @@ the app's environment (:mod:`.environments`), binds the port, runs the UI dev se
 (or builds the preview) and supervises; the app server itself runs in the app's
 environment with the app's folder as working directory (:mod:`.apphost`), restarted
 on source changes (:mod:`.reload`). ``--lambda`` serves through the Lambda handler in
-RIE containers that run in the same environment and folder.
+Lambda containers (the streaming runtime loop, or the RIE) that run in the same
+environment and folder.
 """
 
 from __future__ import annotations
@@ -322,7 +323,7 @@ def _announce(options: ServeOptions, deployment: Deployment) -> None:
 def _run_lambda(
     options: ServeOptions, deployment: Deployment, sock: socket.socket, python: Path
 ) -> None:
-    """``--lambda``: serve through ``llamaws.adapter.handler`` in RIE containers (no reload)."""
+    """``--lambda``: serve through ``llamaws.adapter.handler`` in Lambda containers (no reload)."""
     from llamaws.adapter.config import resolve_auth
 
     from .auth import announce_auth

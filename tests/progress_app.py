@@ -1,5 +1,7 @@
-"""An app whose run publishes a progress event every ``interval`` seconds, each stamped
-with its publication time: for tests and benchmarks of event streams."""
+"""An app for tests and benchmarks of event streams: ``ticks`` publishes a progress event
+every ``interval`` seconds, each stamped with its publication time; ``asks`` publishes one,
+waits ``delay`` seconds, then asks a question (an ``InputRequiredEvent``, stamped too) and
+finishes with the answer; ``big`` finishes with a result of ``size`` characters."""
 
 from __future__ import annotations
 
@@ -13,11 +15,18 @@ import asyncio
 import time
 
 from workflows import Context, Workflow, step
-from workflows.events import Event, StartEvent, StopEvent
+from workflows.events import (
+    Event, HumanResponseEvent, InputRequiredEvent, StartEvent, StopEvent,
+)
 
 
 class Progress(Event):
     index: int
+    published_at: float
+
+
+class Question(InputRequiredEvent):
+    prompt: str
     published_at: float
 
 
@@ -32,17 +41,38 @@ class Ticks(Workflow):
         return StopEvent(result=count)
 
 
+class Asks(Workflow):
+    @step
+    async def ask(self, ctx: Context, ev: StartEvent) -> Question:
+        ctx.write_event_to_stream(Progress(index=0, published_at=time.time()))
+        await asyncio.sleep(float(ev.get("delay", 1.0)))
+        return Question(prompt="Colour?", published_at=time.time())
+
+    @step
+    async def answer(self, ev: HumanResponseEvent) -> StopEvent:
+        return StopEvent(result=f"You said: {ev.response}")
+
+
+class Big(Workflow):
+    @step
+    async def grow(self, ev: StartEvent) -> StopEvent:
+        return StopEvent(result="x" * int(ev.get("size", 1000)))
+
+
 ticks = Ticks(timeout=None)
+asks = Asks(timeout=None)
+big = Big(timeout=None)
 """
 
 
 def write_progress_app(parent: Path) -> Path:
-    """The app ``progress`` (workflow ``ticks``) in ``parent/progress``."""
+    """The app ``progress`` (workflows ``ticks``, ``asks``, ``big``) in ``parent/progress``."""
     app = parent / "progress"
     (app / "src").mkdir(parents=True, exist_ok=True)
     (app / "src" / "progress_app.py").write_text(textwrap.dedent(PROGRESS_APP))
     (app / "pyproject.toml").write_text(
         '[project]\nname = "progress"\nversion = "0.1.0"\n\n'
-        '[tool.llamadeploy]\nname = "progress"\nworkflows = { ticks = "progress_app:ticks" }\n'
+        '[tool.llamadeploy]\nname = "progress"\nworkflows = { ticks = "progress_app:ticks", '
+        'asks = "progress_app:asks", big = "progress_app:big" }\n'
     )
     return app

@@ -99,6 +99,7 @@ def _serve(
     *extra: str,
     example: str = "hello",
     containers: int = 2,
+    streaming: bool = True,
 ) -> Served:
     table = f"llamaws-auth-{uuid.uuid4().hex[:10]}"
     args = [
@@ -110,7 +111,10 @@ def _serve(
         _app(root, example, auth),
         free_port(),
         args,
-        env={"LLAMAWS_AUTH_CACHE_SECONDS": str(CACHE_SECONDS)},
+        env={
+            "LLAMAWS_AUTH_CACHE_SECONDS": str(CACHE_SECONDS),
+            "LLAMAWS_STREAMING": "1" if streaming else "0",
+        },
     )
     emulator.start(wait=False)
     return Served(emulator, table, moto.endpoint)
@@ -581,8 +585,11 @@ def test_a_container_reads_a_key_once_per_cache_period(
 @pytest.mark.skipif(_missing() is not None, reason=_missing() or "")
 def test_the_ui_works_in_chromium_after_signing_in(tmp_path: Path, moto_server: MotoServer) -> None:
     # Three containers: the UI's event stream holds one while an answer and the run's
-    # continue invocation take the others.
-    served = _serve(tmp_path, moto_server, None, "--preview", example="ui-app", containers=3)
+    # continue invocation take the others. The long-poll (no response streaming): the UI
+    # shows the result only if it resumes its event stream after the last id.
+    served = _serve(
+        tmp_path, moto_server, None, "--preview", example="ui-app", containers=3, streaming=False
+    )
     try:
         _until_ready(served)
         key = served.new_key("chromium")

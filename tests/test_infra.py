@@ -131,6 +131,7 @@ def custom_stack(build: Build) -> tuple[Any, LlamawsStack]:
         domain_name="agents.example.com",
         certificate_arn="arn:aws:acm:us-east-1:123456789012:certificate/abc",
         price_class="All",
+        streaming=False,
     )
 
 
@@ -251,6 +252,7 @@ def test_function_runs_the_handler_on_python_arm64_with_the_env_contract(
     variables = properties["Environment"]["Variables"]
     # docs/lambda.md's contract: the table, the spill bucket, where the env values are.
     assert variables == {
+        "AWS_LAMBDA_EXEC_WRAPPER": "/var/task/llamaws/adapter/lambda_runtime/exec_wrapper",
         "LLAMAWS_AUTH": "key",
         "LLAMAWS_TABLE": {"Ref": "RunsTable"},
         "LLAMAWS_S3_BUCKET": {"Ref": "SpillBucket"},
@@ -315,17 +317,36 @@ def test_sweeper_schedule_sends_the_sweep_event(template: Template) -> None:
     )
 
 
-def test_function_url_is_buffered_and_checks_sigv4_only_for_iam_auth(
-    template: Template, custom: Template
-) -> None:
-    url = props(template, "AWS::Lambda::Url")
-    assert url["AuthType"] == "NONE" and url["InvokeMode"] == "BUFFERED"
+def test_function_url_checks_sigv4_only_for_iam_auth(template: Template, custom: Template) -> None:
+    assert props(template, "AWS::Lambda::Url")["AuthType"] == "NONE"
     assert props(custom, "AWS::Lambda::Url")["AuthType"] == "AWS_IAM"
     assert function_props(custom)["Environment"]["Variables"]["LLAMAWS_AUTH"] == "iam"
     # No public invoke permission when Lambda checks the signature.
     assert not custom.find_resources(
         "AWS::Lambda::Permission", {"Properties": {"FunctionUrlAuthType": "NONE"}}
     )
+
+
+def test_function_url_streams_through_the_wrapper_unless_streaming_is_off(
+    template: Template, custom: Template
+) -> None:
+    assert props(template, "AWS::Lambda::Url")["InvokeMode"] == "RESPONSE_STREAM"
+    wrapper = function_props(template)["Environment"]["Variables"]["AWS_LAMBDA_EXEC_WRAPPER"]
+    # The bundle lays llamaws/adapter/ out at the task root, the wrapper inside it.
+    assert wrapper == f"/var/task/{_BUNDLED_WRAPPER}"
+    assert props(custom, "AWS::Lambda::Url")["InvokeMode"] == "BUFFERED"
+    assert "AWS_LAMBDA_EXEC_WRAPPER" not in function_props(custom)["Environment"]["Variables"]
+
+
+_BUNDLED_WRAPPER = "llamaws/adapter/lambda_runtime/exec_wrapper"
+
+
+def test_the_bundle_ships_the_wrapper_as_an_executable() -> None:
+    from llamaws.builder.lambda_bundle import _adapter_files
+
+    files = dict(_adapter_files())
+    assert _BUNDLED_WRAPPER in files
+    assert os.access(files[_BUNDLED_WRAPPER], os.X_OK)
 
 
 # -- edge -------------------------------------------------------------------------
@@ -409,6 +430,21 @@ def test_api_paths_go_to_the_function_url_uncached_with_every_header_but_host(
     assert order.index("/deployments/ui-app/ui/*") < order.index("/deployments/ui-app/*")
 
 
+def test_event_streams_go_to_the_function_url_uncached_and_uncompressed(
+    template: Template, custom: Template
+) -> None:
+    caching_disabled = "4135ea2d-6df8-44a3-9df3-4b5a84be39ad"
+    for stack, base in ((template, "/deployments/ui-app"), (custom, "/deployments/hello")):
+        behaviors = _behaviors(stack)
+        events = behaviors[f"{base}/events/*"]
+        assert events["CachePolicyId"] == caching_disabled
+        assert events["Compress"] is False  # a compressing edge would hold events back
+        assert events["TargetOriginId"] == behaviors[f"{base}/*"]["TargetOriginId"]
+        assert "POST" in events["AllowedMethods"]  # answers to a run are posted there too
+        order = list(behaviors)
+        assert order.index(f"{base}/events/*") < order.index(f"{base}/*")
+
+
 def test_viewers_need_tls_1_2_with_a_custom_domain(template: Template, custom: Template) -> None:
     config = props(custom, "AWS::CloudFront::Distribution")["DistributionConfig"]
     assert config["Aliases"] == ["agents.example.com"]
@@ -424,7 +460,7 @@ def test_viewers_need_tls_1_2_with_a_custom_domain(template: Template, custom: T
 def test_a_headless_app_has_no_ui_bucket(custom: Template) -> None:
     custom.resource_count_is("AWS::CloudFront::Function", 0)
     assert "UiBucket" not in custom.to_json()["Resources"]
-    assert set(_behaviors(custom)) == {"/deployments/hello/*", "*"}
+    assert set(_behaviors(custom)) == {"/deployments/hello/events/*", "/deployments/hello/*", "*"}
 
 
 # -- IAM --------------------------------------------------------------------------

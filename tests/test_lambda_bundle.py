@@ -109,6 +109,11 @@ def test_app_is_laid_out_at_the_task_root_with_the_handler_beside_it(bundle: Bun
     assert (root / "prompts" / "default.txt").read_text() == "Which colour?\n"
     assert (root / "llamaws" / "adapter" / "handler.py").is_file()
     assert not (root / "llamaws" / "__init__.py").exists()  # a namespace, as installed
+    # The streaming loop's AWS_LAMBDA_EXEC_WRAPPER: Lambda runs it only if executable.
+    wrapper = zipfile.ZipFile(bundle.zip_path).getinfo(
+        "llamaws/adapter/lambda_runtime/exec_wrapper"
+    )
+    assert (wrapper.external_attr >> 16) & 0o777 == 0o755
 
 
 def test_env_files_databases_and_node_modules_stay_out(bundle: Bundle) -> None:
@@ -236,31 +241,23 @@ def bundled_function(
     moto_server: MotoServer,
     dynamo_table_name: str,
     tmp_path: Path,
-) -> Iterator[ContainerPool]:
+) -> Iterator[ContainerPool[RieContainer]]:
     import boto3
 
     from llamaws.adapter.store.table import create_table
 
     create_table(boto3.client("dynamodb", endpoint_url=moto_server.endpoint), dynamo_table_name)
     # The env file is not in the bundle: the required API_KEY must come from SSM.
-    parameters = f"/llamaws/{dynamo_table_name}/env"
     boto3.client("ssm", endpoint_url=moto_server.endpoint).put_parameter(
-        Name=f"{parameters}/API_KEY", Value=SECRET, Type="SecureString"
+        Name=f"/llamaws/{dynamo_table_name}/env/API_KEY", Value=SECRET, Type="SecureString"
     )
     log = (tmp_path / "function.log").open("wb")
     holder: dict[str, str] = {}
 
     def container() -> RieContainer:
         env = {
-            "LLAMAWS_AUTH": "none",  # the API's auth is tested elsewhere
-            "LLAMAWS_TABLE": dynamo_table_name,
-            "AWS_ENDPOINT_URL_DYNAMODB": moto_server.endpoint,
-            "AWS_ENDPOINT_URL_SSM": moto_server.endpoint,
-            "LLAMAWS_SSM_PATH": parameters,
-            "LLAMAWS_ASYNC_INVOKE_URL": holder["url"],
-            "LAMBDA_TASK_ROOT": str(bundle.directory),
+            **_function_env(bundle, moto_server, dynamo_table_name, holder["url"]),
             "PYTHONPATH": str(lambda_runtime),
-            "PYTHONNOUSERSITE": "1",
         }
         return RieContainer(
             "llamaws.adapter.handler.handler",
@@ -284,7 +281,24 @@ def bundled_function(
         log.close()
 
 
-def call(pool: ContainerPool, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+def _function_env(
+    bundle: Bundle, moto_server: MotoServer, table: str, invoke_url: str
+) -> dict[str, str]:
+    return {
+        "LLAMAWS_AUTH": "none",  # the API's auth is tested elsewhere
+        "LLAMAWS_TABLE": table,
+        "AWS_ENDPOINT_URL_DYNAMODB": moto_server.endpoint,
+        "AWS_ENDPOINT_URL_SSM": moto_server.endpoint,
+        "LLAMAWS_SSM_PATH": f"/llamaws/{table}/env",
+        "LLAMAWS_ASYNC_INVOKE_URL": invoke_url,
+        "LAMBDA_TASK_ROOT": str(bundle.directory),
+        "PYTHONNOUSERSITE": "1",
+    }
+
+
+def call(
+    pool: ContainerPool[RieContainer], method: str, path: str, body: Any = None
+) -> tuple[int, Any]:
     raw = b"" if body is None else json.dumps(body).encode()
     headers = [("host", "bundle.test"), ("content-type", "application/json")]
     path, _, query = path.partition("?")
@@ -295,7 +309,7 @@ def call(pool: ContainerPool, method: str, path: str, body: Any = None) -> tuple
 
 
 def test_bundle_alone_serves_a_run_and_a_hitl_answer_under_the_rie(
-    bundled_function: ContainerPool, bundle: Bundle
+    bundled_function: ContainerPool[RieContainer], bundle: Bundle
 ) -> None:
     base = "/deployments/hitl"
     status, started = call(
@@ -337,3 +351,31 @@ def test_bundle_alone_serves_a_run_and_a_hitl_answer_under_the_rie(
         ).stdout
     )  # fmt: skip
     assert all(path.startswith(str(bundle.directory)) for path in probe)
+
+
+def test_bundle_streams_through_its_exec_wrapper_under_the_rie(
+    bundled_function: ContainerPool[RieContainer],
+    bundle: Bundle,
+    runtime_python: str,
+    moto_server: MotoServer,
+    dynamo_table_name: str,
+    tmp_path: Path,
+) -> None:
+    # What Lambda's Python runtime does with AWS_LAMBDA_EXEC_WRAPPER set: run the wrapper
+    # with its interpreter and its own bootstrap; the wrapper starts the streaming loop
+    # from the bundle (no awslambdaric on the path this time).
+    wrapper = bundle.directory / "llamaws" / "adapter" / "lambda_runtime" / "exec_wrapper"
+    env = _function_env(bundle, moto_server, dynamo_table_name, "http://127.0.0.1:9/unused")
+    log = (tmp_path / "streaming.log").open("wb")
+    command = [str(wrapper), runtime_python, "/var/runtime/bootstrap.py"]
+    with RieContainer(
+        "unused", env=env, cwd=bundle.directory, python=runtime_python, timeout=60, log=log,
+        command=command,
+    ) as container:  # fmt: skip
+        event = http_event("GET", "/deployments/hitl/workflows", "", [("host", "b.test")], b"")
+        answer = container.invoke(event)
+    log.close()
+    head, delimiter, content = answer.body.partition(b"\x00" * 8)
+    assert delimiter, (tmp_path / "streaming.log").read_text()[-3000:]
+    assert json.loads(head)["statusCode"] == 200
+    assert {"ask", "quiz"} <= set(json.loads(content)["workflows"])

@@ -1,12 +1,13 @@
-"""End to end through the real Lambda runtime loop.
+"""End to end through the real Lambda runtime loops.
 
-The handler ``llamaws.adapter.handler.handler`` runs under ``awslambdaric`` inside the
-Runtime Interface Emulator (``llamaws.local.rie``), its state in DynamoDB on the moto
-server. Two ways in:
+The handler ``llamaws.adapter.handler.handler`` runs under the streaming runtime loop
+(``local/runtime_api.py``) or under ``awslambdaric`` inside the Runtime Interface
+Emulator (``llamaws.local.rie``), its state in DynamoDB on the moto server. Two ways in:
 
 - ``llamaws serve --lambda`` (a real emulator process) driven with the official
   ``llama-agents-client`` and raw HTTP: API Gateway v2 events, asynchronous
-  ``continue`` invocations through the emulator's queue, bounded event streams;
+  ``continue`` invocations through the emulator's queue; examples/hello streams (the
+  default), examples/hitl is buffered (bounded long-poll event streams);
 - a bare :class:`RieContainer` invoked with hand-made v2 events, its asynchronous
   self-invocations captured by a local endpoint so the test decides when (and
   whether) they run.
@@ -49,7 +50,11 @@ def _copy_example(tmp_path_factory: pytest.TempPathFactory, name: str) -> Path:
 
 
 def _lambda_emulator(
-    tmp_path_factory: pytest.TempPathFactory, moto: MotoServer, example: str, containers: int
+    tmp_path_factory: pytest.TempPathFactory,
+    moto: MotoServer,
+    example: str,
+    containers: int,
+    streaming: bool = True,
 ) -> Iterator[Emulator]:
     import uuid
 
@@ -62,7 +67,10 @@ def _lambda_emulator(
     # These tests are about the execution model: the API is opened explicitly (auth has
     # its own tests, through the same handler, in tests/test_auth.py).
     emulator = Emulator(
-        _copy_example(tmp_path_factory, example), free_port(), args, env={"LLAMAWS_AUTH": "none"}
+        _copy_example(tmp_path_factory, example),
+        free_port(),
+        args,
+        env={"LLAMAWS_AUTH": "none", "LLAMAWS_STREAMING": "1" if streaming else "0"},
     )
     emulator.start(wait=False)
 
@@ -79,14 +87,19 @@ def _lambda_emulator(
 
 @pytest.fixture(scope="module")
 def hello(tmp_path_factory: pytest.TempPathFactory, moto_server: MotoServer) -> Iterator[Emulator]:
-    """``llamaws serve --lambda`` of examples/hello with the default pool of 2 containers."""
+    """``llamaws serve --lambda`` of examples/hello with the default pool of 2 containers
+    (response streaming, the default)."""
     yield from _lambda_emulator(tmp_path_factory, moto_server, "hello", containers=2)
 
 
 @pytest.fixture(scope="module")
 def hitl(tmp_path_factory: pytest.TempPathFactory, moto_server: MotoServer) -> Iterator[Emulator]:
-    """examples/hitl with 3 containers: a stream, an answer and a continue at once."""
-    yield from _lambda_emulator(tmp_path_factory, moto_server, "hitl", containers=3)
+    """examples/hitl with 3 containers: a stream, an answer and a continue at once.
+
+    Buffered (``streaming = false``): event streams are the long-poll, the fallback."""
+    yield from _lambda_emulator(
+        tmp_path_factory, moto_server, "hitl", containers=3, streaming=False
+    )
 
 
 def client_for(emulator: Emulator, deployment: str) -> WorkflowClient:

@@ -1,8 +1,10 @@
 """Log lines of a run carry its ``handler_id`` and ``run_id`` in Lambda's JSON log format.
 
-Records are formatted by awslambdaric's own ``JsonFormatter`` (what the runtime uses
-when the function's log format is JSON, as the stack sets it), through the real
-Lambda container in process (moto for the table).
+Records are formatted by awslambdaric's own ``JsonFormatter`` (what the managed runtime
+uses when the function's log format is JSON, as the stack sets it) and by the streaming
+runtime loop's, through the real Lambda container in process (moto for the table);
+then the streaming loop itself, in its own process behind a local Runtime API, writes
+such lines with the invocation's request id.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from awslambdaric.lambda_runtime_log_utils import JsonFormatter
 
 from llamaws.adapter import log_context
 from llamaws.adapter.lambda_runtime.container import ContainerSettings
+from llamaws.adapter.log_context import JsonLineFormatter
 
 from .engines import MotoServer
 from .lambda_service import LambdaService
@@ -30,9 +33,9 @@ pytestmark = pytest.mark.timeout(90)
 class JsonLines(logging.Handler):
     """Keeps each record as the JSON line Lambda would write."""
 
-    def __init__(self) -> None:
+    def __init__(self, formatter: logging.Formatter) -> None:
         super().__init__(logging.INFO)
-        self.setFormatter(JsonFormatter())
+        self.setFormatter(formatter)
         self.lines: list[dict[str, Any]] = []
 
     def emit(self, record: logging.LogRecord) -> None:
@@ -42,9 +45,11 @@ class JsonLines(logging.Handler):
         return [line for line in self.lines if text in str(line.get("message"))]
 
 
-@pytest.fixture
-def lines() -> Iterator[JsonLines]:
-    handler = JsonLines()
+@pytest.fixture(params=["managed runtime", "streaming loop"])
+def lines(request: pytest.FixtureRequest) -> Iterator[JsonLines]:
+    """The managed runtime's formatter (awslambdaric), or llamaws's streaming loop's."""
+    formatter = JsonFormatter() if request.param == "managed runtime" else JsonLineFormatter()
+    handler = JsonLines(formatter)
     logger = logging.getLogger("chatty")
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)
@@ -52,11 +57,9 @@ def lines() -> Iterator[JsonLines]:
     logger.removeHandler(handler)
 
 
-@pytest.fixture
-def service(
-    tmp_path: Path, moto_server: MotoServer, dynamo_table_name: str
-) -> Iterator[LambdaService]:
-    app = tmp_path / "chatty"
+def write_chatty_app(root: Path) -> Path:
+    """An app whose one step logs ``saying <word>`` on the logger ``chatty``."""
+    app = root / "chatty"
     (app / "src" / "chatty").mkdir(parents=True)
     (app / "pyproject.toml").write_text(
         '[project]\nname = "chatty"\nversion = "0.1.0"\n\n[tool.llamadeploy]\nname = "chatty"\n\n'
@@ -85,6 +88,14 @@ def service(
             """
         )
     )
+    return app
+
+
+@pytest.fixture
+def service(
+    tmp_path: Path, moto_server: MotoServer, dynamo_table_name: str
+) -> Iterator[LambdaService]:
+    app = write_chatty_app(tmp_path)
     settings = ContainerSettings(
         app_dir=app,
         table=dynamo_table_name,
@@ -150,3 +161,36 @@ def test_the_handler_of_an_event_is_found_in_paths_and_continue_payloads() -> No
     assert of({"llamaws": {"kind": "continue", "handler_id": "h3"}}) == "h3"
     assert of({"rawPath": "/deployments/x/workflows/say/run"}) is None
     assert of({"llamaws": {"kind": "sweep"}}) is None
+
+
+def test_the_streaming_loop_writes_json_lines_with_the_runs_ids(
+    tmp_path: Path, moto_server: MotoServer, dynamo_table_name: str
+) -> None:
+    from llamaws.local.lambda_events import http_event
+    from llamaws.local.runtime_api import LoopContainer
+
+    app = write_chatty_app(tmp_path)
+    env = {
+        "LLAMAWS_APP_DIR": str(app),
+        "LLAMAWS_TABLE": dynamo_table_name,
+        "LLAMAWS_CREATE_TABLE": "1",
+        "AWS_ENDPOINT_URL_DYNAMODB": moto_server.endpoint,
+        "LLAMAWS_AUTH": "none",
+        "AWS_LAMBDA_LOG_FORMAT": "JSON",  # what Lambda sets for LoggingConfig.LogFormat JSON
+        "AWS_LAMBDA_LOG_LEVEL": "INFO",
+    }
+    body = json.dumps({"start_event": {"word": "streamed"}}).encode()
+    event = http_event(
+        "POST", "/deployments/chatty/workflows/say/run", "",
+        [("host", "fn.lambda-url.us-east-1.on.aws"), ("content-type", "application/json")],
+        body,
+    )  # fmt: skip
+    log_path = tmp_path / "function.log"
+    with log_path.open("wb") as log, LoopContainer(env=env, cwd=app, timeout=30, log=log) as fn:
+        pieces = fn.open(event).collect()
+    answer = json.loads(b"".join(p.data for p in pieces if p.kind == "chunk"))
+    lines = [json.loads(x) for x in log_path.read_text().splitlines() if x.startswith("{")]
+    (line,) = [x for x in lines if x["message"] == "saying streamed"]
+    assert line["handler_id"] == answer["handler_id"]
+    assert line["run_id"] == answer["run_id"]
+    assert line["level"] == "INFO" and line["logger"] == "chatty" and line["requestId"]

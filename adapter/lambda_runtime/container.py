@@ -1,14 +1,16 @@
 """One Lambda container: its event loop, the app, the store and the run driver.
 
 Built once per process (cold start) from the environment; every invocation then
-runs on the same persistent loop: the request (Mangum, ``lifespan="off"``) or the
-internal event, and finally :meth:`RunDriver.hand_off`, so that no run is left in
-memory when the container is frozen.
+runs on the same persistent loop: the request (Mangum, ``lifespan="off"``, or streamed
+to a :class:`ResponseStream` by the streaming runtime loop) or the internal event, and
+finally :meth:`RunDriver.hand_off`, so that no run is left in memory when the container
+is frozen.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import time
 import uuid
@@ -16,7 +18,7 @@ from collections.abc import Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, overload
 
 from .. import log_context
 from ..config import resolve_auth, resolve_deployment, resolve_environment
@@ -26,9 +28,20 @@ from .events import parse_internal_event
 from .invoker import Invoker, invoker_from_env
 
 if TYPE_CHECKING:
-    from starlette.types import ASGIApp
+    from starlette.types import ASGIApp, Message
 
-__all__ = ["Container", "ContainerSettings", "LambdaContext"]
+__all__ = [
+    "STREAMING_SCOPE_KEY",
+    "Container",
+    "ContainerSettings",
+    "LambdaContext",
+    "ResponseStream",
+]
+
+logger = logging.getLogger("llamaws.lambda")
+
+STREAMING_SCOPE_KEY = "llamaws.streaming"
+"""Set (True) in the ASGI scope of a request whose response is streamed to the client."""
 
 _deadline: ContextVar[float] = ContextVar("llamaws_deadline", default=float("inf"))
 
@@ -37,6 +50,16 @@ class LambdaContext(Protocol):
     """The part of Lambda's context object llamaws uses."""
 
     def get_remaining_time_in_millis(self) -> int: ...
+
+
+class ResponseStream(Protocol):
+    """Where the streaming runtime loop takes a response as the app produces it."""
+
+    async def send(self, message: Message) -> None:
+        """The app's ASGI ``send``."""
+
+    def fail(self, error: BaseException) -> None:
+        """The app raised ``error`` while answering."""
 
 
 @dataclass(frozen=True)
@@ -57,6 +80,12 @@ class ContainerSettings:
     """How long a container trusts what it read of a key or session (revocation delay)."""
     session_seconds: int = 12 * 3600
     """Lifetime of a session cookie from the sign-in page."""
+    stream_seconds: float = 120.0
+    """Streamed responses: how long an event stream stays open at most (``retry:`` then)."""
+    heartbeat_seconds: float = 10.0
+    """Streamed responses: an idle event stream gets a heartbeat this often."""
+    event_poll_seconds: float = 0.1
+    """An open event stream looks for new events in the table at least this often."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> ContainerSettings:
@@ -78,6 +107,9 @@ class ContainerSettings:
             auth=environ.get("LLAMAWS_AUTH") or None,
             auth_cache_seconds=float(environ.get("LLAMAWS_AUTH_CACHE_SECONDS", "30")),
             session_seconds=int(environ.get("LLAMAWS_SESSION_SECONDS", str(12 * 3600))),
+            stream_seconds=float(environ.get("LLAMAWS_STREAM_SECONDS", "120")),
+            heartbeat_seconds=float(environ.get("LLAMAWS_HEARTBEAT_SECONDS", "10")),
+            event_poll_seconds=float(environ.get("LLAMAWS_EVENT_POLL_SECONDS", "0.1")),
         )
 
 
@@ -122,7 +154,7 @@ class Container:
                 endpoint_url=settings.dynamodb_endpoint,
                 s3_bucket=settings.s3_bucket,
                 s3_endpoint_url=settings.s3_endpoint,
-                poll_interval=0.5,
+                poll_interval=settings.event_poll_seconds,
             )
         )
         if settings.create_table:
@@ -156,7 +188,11 @@ class Container:
         )
         use_inbox_delivery(server, self.driver, coordination, invoker)
         self.asgi: ASGIApp = LambdaHttp(
-            self.app.app, base_path=deployment.base_path, budget=_budget
+            self.app.app,
+            base_path=deployment.base_path,
+            budget=_budget,
+            live_stream_seconds=settings.stream_seconds,
+            heartbeat_seconds=settings.heartbeat_seconds,
         )
         if auth != "none":
             from ..auth import AuthGate
@@ -180,8 +216,25 @@ class Container:
         env = os.environ if environ is None else environ
         return cls(ContainerSettings.from_env(env), invoker_from_env(env))
 
-    def invoke(self, event: Mapping[str, Any], context: LambdaContext | None) -> dict[str, Any]:
-        """Handle one invocation; returns once nothing of any run is left running."""
+    @overload
+    def invoke(self, event: Mapping[str, Any], context: LambdaContext | None) -> dict[str, Any]: ...
+
+    @overload
+    def invoke(
+        self, event: Mapping[str, Any], context: LambdaContext | None, stream: ResponseStream
+    ) -> dict[str, Any] | None: ...
+
+    def invoke(
+        self,
+        event: Mapping[str, Any],
+        context: LambdaContext | None,
+        stream: ResponseStream | None = None,
+    ) -> dict[str, Any] | None:
+        """Handle one invocation; returns once nothing of any run is left running.
+
+        With ``stream`` (the streaming runtime loop), an HTTP event's response goes to
+        it as the app produces it and ``None`` is returned; internal events ignore it.
+        """
         remaining = context.get_remaining_time_in_millis() / 1000 if context is not None else 900.0
         margin = min(self.settings.safety_margin_seconds, remaining * 0.2)
         deadline = time.monotonic() + remaining - margin
@@ -190,8 +243,12 @@ class Container:
         asyncio.set_event_loop(self.loop)
         try:
             internal = parse_internal_event(event)
+            result: dict[str, Any] | None
             if internal is not None:
                 result = self.loop.run_until_complete(self.driver.handle(internal, deadline))
+            elif stream is not None:
+                self.loop.run_until_complete(self._stream(event, context, stream))
+                result = None
             else:
                 result = self.mangum(dict(event), context)  # type: ignore[arg-type]
             self.loop.run_until_complete(self.driver.hand_off(deadline))
@@ -199,6 +256,30 @@ class Container:
         finally:
             log_context.unbind(ids)
             _deadline.reset(token)
+
+    async def _stream(
+        self, event: Mapping[str, Any], context: LambdaContext | None, stream: ResponseStream
+    ) -> None:
+        """Run the app on an HTTP event, its response going to ``stream``."""
+        request = self.mangum.infer(dict(event), context)  # type: ignore[arg-type]
+        scope = request.scope
+        scope[STREAMING_SCOPE_KEY] = True
+        body = request.body
+        sent = False
+
+        async def receive() -> Message:
+            nonlocal sent
+            if not sent:
+                sent = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            await asyncio.Event().wait()  # no disconnect: Lambda tells none
+            raise AssertionError("unreachable")
+
+        try:
+            await self.asgi(scope, receive, stream.send)
+        except Exception as exc:
+            logger.exception("the app failed answering %s %s", scope["method"], scope["path"])
+            stream.fail(exc)
 
 
 def _budget() -> float:

@@ -1,15 +1,19 @@
 """What the workflow API does differently inside Lambda.
 
-Responses are buffered (Mangum) and a container is frozen after each response, so:
+A container is frozen after each response, so:
 
 - ``POST …/workflows/<w>/run`` drives the run inline within the invocation's time
   budget; when the budget runs out it answers 504 naming the handler id, and the
   run continues asynchronously.
-- ``GET …/events/<id>`` is a bounded long-poll over the stored event log: it
-  answers as soon as there is at least one event after ``after_sequence`` /
-  ``Last-Event-ID`` (lingering a moment to batch a burst), else after a bounded
-  wait; a cut stream ends with an SSE ``retry:`` hint, and the client resumes from
-  the last id it saw. A container is held only until the next event.
+- ``GET …/events/<id>``, when the response is streamed (the streaming runtime loop,
+  :mod:`.streaming`), is the live event stream, bounded by ``live_stream_seconds`` and
+  the invocation's budget, with a heartbeat after ``heartbeat_seconds`` of silence (SSE
+  comment, or an empty NDJSON line) so that CloudFront (30 s between packets) keeps
+  it. When responses are buffered (Mangum) it is a bounded long-poll over the stored
+  event log: it answers as soon as there is at least one event after
+  ``after_sequence`` / ``Last-Event-ID`` (lingering a moment to batch a burst), else
+  after a bounded wait. Either way a cut stream ends with an SSE ``retry:`` hint, and
+  the client resumes from the last id it saw.
 - ``POST …/events/<id>`` puts the event in the run's inbox and asks for a driver;
   ``POST …/handlers/<id>/cancel`` cancels under the run's lease (or through the
   inbox when another container drives it).
@@ -34,6 +38,7 @@ from ..input_guard import MAX_REQUEST_BYTES, too_large_message
 from ..upstream import HandlerCompletedError, new_id, override_service, service_of
 from ..waits.delivery import InboxTicks
 from ..waits.service import consuming, waits_of
+from .container import STREAMING_SCOPE_KEY
 from .coordination import Coordination, InboxEntry
 from .driver import TERMINAL, RunDriver
 from .events import ContinueRun
@@ -58,10 +63,14 @@ class LambdaHttp:
         max_stream_seconds: float = 20.0,
         linger_seconds: float = 0.2,
         retry_ms: int = 200,
+        live_stream_seconds: float = 120.0,
+        heartbeat_seconds: float = 10.0,
     ) -> None:
         self.app = app
         self.budget = budget
         self.max_stream_seconds = max_stream_seconds
+        self.live_stream_seconds = live_stream_seconds
+        self.heartbeat_seconds = heartbeat_seconds
         self.linger_seconds = linger_seconds
         self.retry_ms = retry_ms
         base = re.escape(base_path)
@@ -81,7 +90,10 @@ class LambdaHttp:
         if method == "POST" and self._run.match(path):
             await self._budgeted_run(scope, receive, send)
         elif method == "GET" and self._events.match(path):
-            await self._bounded_stream(scope, receive, send)
+            if scope.get(STREAMING_SCOPE_KEY):
+                await self._bounded_stream(scope, send, live=True)
+            else:
+                await self._bounded_stream(scope, send, live=False)
         else:
             await self.app(scope, receive, send)
 
@@ -128,14 +140,17 @@ class LambdaHttp:
             },
         )
 
-    async def _bounded_stream(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _bounded_stream(self, scope: Scope, send: Send, *, live: bool) -> None:
+        """The event stream until its deadline (``live``), or until events came (long-poll)."""
         sse = _query_flag(scope, "sse", default=True)
         started = False
         ended = False
         first_event = asyncio.Event()
+        last_sent = time.monotonic()
+        sending = asyncio.Lock()
 
         async def forward(message: Message) -> None:
-            nonlocal started, ended
+            nonlocal started, ended, last_sent
             if message["type"] == "http.response.start":
                 started = True
             elif message["type"] == "http.response.body":
@@ -144,7 +159,21 @@ class LambdaHttp:
                     first_event.set()
                 if not message.get("more_body"):
                     ended = True
-            await send(message)
+            async with sending:
+                await send(message)
+                last_sent = time.monotonic()
+
+        async def heartbeats() -> None:
+            nonlocal last_sent
+            ping = b": heartbeat\n\n" if sse else b"\n"
+            while True:
+                await asyncio.sleep(max(last_sent + self.heartbeat_seconds - time.monotonic(), 0))
+                if time.monotonic() - last_sent < self.heartbeat_seconds:
+                    continue
+                async with sending:
+                    if started and not ended:
+                        await send({"type": "http.response.body", "body": ping, "more_body": True})
+                    last_sent = time.monotonic()
 
         async def no_disconnect() -> Message:
             # Mangum's receive reports a disconnect once the body is read, which would
@@ -152,21 +181,25 @@ class LambdaHttp:
             await asyncio.Event().wait()
             raise AssertionError("unreachable")
 
-        deadline = time.monotonic() + max(min(self.max_stream_seconds, self.budget()), 0.0)
+        bound = self.live_stream_seconds if live else self.max_stream_seconds
+        deadline = time.monotonic() + max(min(bound, self.budget()), 0.0)
         inner = asyncio.ensure_future(self.app(scope, no_disconnect, forward))
-        evented = asyncio.ensure_future(first_event.wait())
+        waits: set[asyncio.Future[Any]] = {inner}
+        helper = asyncio.ensure_future(heartbeats() if live else first_event.wait())
+        waits.add(helper)
         try:
             await asyncio.wait(
-                {inner, evented},
+                waits,
                 timeout=max(deadline - time.monotonic(), 0.0),
                 return_when=asyncio.FIRST_COMPLETED,
             )
-            if first_event.is_set() and not inner.done():
+            if not live and first_event.is_set() and not inner.done():
                 # Events are there: linger a moment for the rest of a burst, then answer.
                 linger = min(self.linger_seconds, max(deadline - time.monotonic(), 0.0))
                 await asyncio.wait({inner}, timeout=linger)
         finally:
-            evented.cancel()
+            helper.cancel()
+            await asyncio.gather(helper, return_exceptions=True)
         if inner.done():
             inner.result()
             return

@@ -24,18 +24,47 @@ function show(text) {
 }
 
 async function follow(id) {
-  // NDJSON event stream of the run, from its first event.
-  const response = await fetch(`${api}events/${id}?sse=false&after_sequence=-1`);
-  const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
-  let buffer = "";
-  for (;;) {
-    const { value, done } = await reader.read();
-    if (done) break;
-    buffer += value;
-    const lines = buffer.split("\n");
-    buffer = lines.pop();
-    for (const line of lines) if (line.trim()) onEvent(JSON.parse(line));
+  // The run's events (SSE), from its first. A stream may end before the run does (a
+  // deployed function bounds each one): resume after the last id seen, as the official
+  // clients do, until the StopEvent or a 204 (nothing more to come).
+  let last = -1;
+  for (let failures = 0; failures < 5; ) {
+    let response;
+    try {
+      response = await fetch(`${api}events/${id}?after_sequence=${last}`);
+    } catch {
+      failures += 1;
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      continue;
+    }
+    if (response.status === 204) return;
+    if (!response.ok) throw new Error(`events: ${response.status} ${response.statusText}`);
+    const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+    let buffer = "";
+    let pendingId = null;
+    try {
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        buffer += value;
+        const lines = buffer.split("\n");
+        buffer = lines.pop();
+        for (const line of lines) {
+          if (line.startsWith("id:")) pendingId = Number(line.slice(3).trim());
+          else if (line.startsWith("data:")) {
+            const event = JSON.parse(line.slice(5).trim());
+            if (pendingId !== null) last = pendingId;
+            onEvent(event);
+            if (event.type === "StopEvent") return;
+          }
+        }
+      }
+      failures = 0;
+    } catch {
+      failures += 1; // the connection was cut: resume from the last id
+    }
   }
+  throw new Error("the event stream keeps failing");
 }
 
 function onEvent(event) {
