@@ -1,4 +1,5 @@
-"""``llamaws deploy``, ``llamaws bootstrap``, ``llamaws destroy``: thin, over ``ops``.
+"""``llamaws deploy``, ``llamaws bootstrap``, ``llamaws destroy``: thin, over
+:mod:`llamaws.cli.deploy_phases` and ``infra``.
 
 Phases are shown on stderr; the outcome (URLs, the first key, a first ``curl``) on
 stdout, or as JSON with ``--json``.
@@ -16,8 +17,8 @@ import typer
 from .operate import AppDir, EndpointUrl, Profile, Region, RichProgress, Stage, console, errors
 
 if TYPE_CHECKING:
-    from llamaws.ops.deploy import DeployResult
-    from llamaws.ops.destroy import DestroyPlan
+    from llamaws.cli.deploy_phases import DeployResult
+    from llamaws.infra.destroy import DestroyPlan
 
 __all__ = ["bootstrap", "deploy", "destroy", "register"]
 
@@ -58,8 +59,8 @@ def deploy(
     as_json: Annotated[bool, typer.Option("--json", help="Print the outcome as JSON.")] = False,
 ) -> None:
     """Build the UI and the bundle, deploy the stack, publish the UI; print the URLs."""
-    from llamaws.ops.deploy import DeployOptions
-    from llamaws.ops.deploy import deploy as run_deploy
+    from llamaws.cli.deploy_phases import DeployOptions
+    from llamaws.cli.deploy_phases import deploy as run_deploy
 
     overrides: dict[str, object] = {"stage": stage}
     for item in setting or []:
@@ -88,7 +89,7 @@ def deploy(
 
 def describe(result: DeployResult, app_dir: Path) -> str:
     """The outcome of a deploy, for people."""
-    from llamaws.ops.deploy import first_request
+    from llamaws.cli.deploy_phases import first_request
 
     number = f", deploy #{result.record.number}" if result.record and result.record.number else ""
     where = f"{result.where} (stack {result.stack_name}{number})"
@@ -127,7 +128,7 @@ def bootstrap(
     profile: Profile = None,
 ) -> None:
     """Prepare the account and region for deploys (`cdk bootstrap`; once per region)."""
-    from llamaws.ops.deploy import bootstrap as run_bootstrap
+    from llamaws.cli.deploy_phases import bootstrap as run_bootstrap
 
     from .operate import target
 
@@ -148,8 +149,8 @@ def destroy(
     stage: Stage = None,
 ) -> None:
     """Delete the deployment's stack; say what is kept (table, buckets) and how to remove it."""
-    from llamaws.ops.destroy import destroy as run_destroy
-    from llamaws.ops.destroy import plan_destroy
+    from llamaws.infra.destroy import destroy as run_destroy
+    from llamaws.infra.destroy import plan_destroy
 
     from .operate import resolve, target
 

@@ -162,7 +162,7 @@ def _store(
 
 def _deployed_table(deployment: Deployment, endpoint_url: str | None, region: str | None) -> str:
     """The table of the deployed stack (its ``TableName`` output), else ``llamaws-<name>``."""
-    from llamaws.ops.stacks import deployed_output
+    from llamaws.infra.stacks import deployed_output
 
     found = deployed_output(deployment, "TableName", endpoint_url=endpoint_url, region=region)
     return found or f"llamaws-{deployment.name}"

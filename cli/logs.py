@@ -1,4 +1,4 @@
-"""``llamaws logs``: the function's CloudWatch Logs (thin, over ``ops.logs``)."""
+"""``llamaws logs``: the function's CloudWatch Logs (thin, over ``infra.logs``)."""
 
 from __future__ import annotations
 
@@ -41,9 +41,9 @@ def logs(
     stage: Stage = None,
 ) -> None:
     """Print the function's logs; each JSON line carries handler_id and run_id."""
-    from llamaws.ops.logs import fetch, log_group, render
-    from llamaws.ops.logs import follow as follow_logs
-    from llamaws.ops.stacks import describe_stack
+    from llamaws.infra.logs import fetch, log_group, render
+    from llamaws.infra.logs import follow as follow_logs
+    from llamaws.infra.stacks import describe_stack
 
     from .operate import resolve, target
     from .ui import parse_duration
@@ -54,7 +54,7 @@ def logs(
         print(f"Error: --since: {exc}", file=sys.stderr)
         raise typer.Exit(2) from None
     with errors(ctx):
-        from llamaws.ops.errors import StackMissing
+        from llamaws.infra.deploy_errors import StackMissing
 
         aws = target(endpoint_url, region, profile)
         aws.identity()

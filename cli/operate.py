@@ -1,8 +1,10 @@
 """What the deploy-and-operate commands share: their AWS options, errors, progress.
 
 ``deploy``, ``bootstrap``, ``destroy``, ``status``, ``logs`` and ``secrets`` take the
-same ``--endpoint-url`` / ``--region`` / ``--profile`` / ``--stage``; their work is in
-``ops``; this renders phases with rich on stderr (results go to stdout).
+same ``--endpoint-url`` / ``--region`` / ``--profile`` / ``--stage``; the AWS side of
+their work is in ``infra`` (stacks, status, logs, secret values, destroy), the deploy's
+sequence in :mod:`llamaws.cli.deploy_phases`; this renders phases with rich on stderr
+(results go to stdout).
 """
 
 from __future__ import annotations
@@ -21,9 +23,9 @@ if TYPE_CHECKING:
     from rich.status import Status
 
     from llamaws.adapter.config import Deployment
+    from llamaws.infra.progress import Phase
     from llamaws.infra.settings import Settings
-    from llamaws.ops.progress import Phase
-    from llamaws.ops.target import AwsTarget
+    from llamaws.infra.target import AwsTarget
 
 __all__ = [
     "AppDir",
@@ -62,7 +64,7 @@ def console() -> Console:
 
 def target(endpoint_url: str | None, region: str | None, profile: str | None) -> AwsTarget:
     """The AWS target of the options; ``--profile`` applies to this process and the CDK CLI."""
-    from llamaws.ops.target import AwsTarget
+    from llamaws.infra.target import AwsTarget
 
     if profile:
         os.environ["AWS_PROFILE"] = profile
@@ -113,7 +115,7 @@ class _RichPhase:
 
 
 class RichProgress:
-    """:class:`llamaws.ops.progress.Progress` on a rich console: a spinner with the latest
+    """:class:`llamaws.infra.progress.Progress` on a rich console: a spinner with the latest
     line while a phase runs (on a terminal), a ✓ line with its outcome when it ends."""
 
     def __init__(self, out: Console) -> None:

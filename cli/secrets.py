@@ -1,6 +1,6 @@
 """``llamaws secrets push|list``: the app's env-file values in the store the stack reads.
 
-Thin, over ``ops.secrets``. Values are never printed in full: ``list`` shows names,
+Thin, over ``infra.secret_values``. Values are never printed in full: ``list`` shows names,
 a masked hint and whether the store matches the env files.
 """
 
@@ -16,8 +16,8 @@ import typer
 from .operate import AppDir, EndpointUrl, Profile, Region, Stage, errors
 
 if TYPE_CHECKING:
-    from llamaws.ops.secrets import SecretStore
-    from llamaws.ops.target import AwsTarget
+    from llamaws.infra.secret_values import SecretStore
+    from llamaws.infra.target import AwsTarget
 
 __all__ = ["app"]
 
@@ -29,8 +29,8 @@ app = typer.Typer(
 
 
 def _store(app_dir: Path, stage: str | None, aws: AwsTarget) -> tuple[SecretStore, Path]:
-    from llamaws.ops.secrets import secret_store
-    from llamaws.ops.stacks import describe_stack
+    from llamaws.infra.secret_values import secret_store
+    from llamaws.infra.stacks import describe_stack
 
     from .operate import resolve
 
@@ -53,7 +53,7 @@ def push(
 ) -> None:
     """Make the store hold exactly the env files' values (new, changed, removed)."""
     from llamaws.adapter.config import resolve_deployment
-    from llamaws.ops.secrets import env_file_values, push_values
+    from llamaws.infra.secret_values import env_file_values, push_values
 
     from .operate import target
 
@@ -87,7 +87,7 @@ def list_values(
 ) -> None:
     """Names of the stored values, masked, and whether each matches the env files."""
     from llamaws.adapter.config import resolve_deployment
-    from llamaws.ops.secrets import env_file_values, masked, read_values
+    from llamaws.infra.secret_values import env_file_values, masked, read_values
 
     from .operate import target
 

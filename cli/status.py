@@ -1,4 +1,4 @@
-"""``llamaws status``: the deployment as it runs (thin, over ``ops.status``)."""
+"""``llamaws status``: the deployment as it runs (thin, over ``infra.status``)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import typer
 from .operate import AppDir, EndpointUrl, Profile, Region, Stage, errors
 
 if TYPE_CHECKING:
-    from llamaws.ops.status import Status
+    from llamaws.infra.status import Status
 
 __all__ = ["register", "status"]
 
@@ -31,7 +31,7 @@ def status(
     as_json: Annotated[bool, typer.Option("--json", help="Print the status as JSON.")] = False,
 ) -> None:
     """Stack state and outputs, the function, the last deploy, runs by status and open waits."""
-    from llamaws.ops.status import collect_status
+    from llamaws.infra.status import collect_status
 
     from .operate import resolve, target
 

@@ -4,7 +4,7 @@ The same preparation serves the CDK CLI: ``cdk.json`` runs ``python -m
 llamaws.cli.synth`` (``npx cdk synth -c app_dir=examples/hello``), which reads the
 app folder and setting overrides from the CDK context.
 
-Preparing a stack (``ops/prepare.py``): resolve the deployment and its
+Preparing a stack (:mod:`llamaws.cli.stack_inputs`): resolve the deployment and its
 ``[tool.llamaws]`` settings, build (or reuse) the Lambda bundle with ``builder``,
 generate the UI's CloudFront function with ``builder``, and hand those values to
 ``infra``.
@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from llamaws.adapter.errors import LlamawsError
-from llamaws.ops.prepare import PreparedStack, display_path, prepare_stack, require_cdk
+from llamaws.cli.stack_inputs import PreparedStack, display_path, prepare_stack, require_cdk
 
 if TYPE_CHECKING:
     from aws_cdk import App

@@ -76,7 +76,7 @@ def describe(token: Token, url: Url = DEFAULT_URL, api_key: ApiKey = None) -> No
 
 @app.command(
     epilog="Example:\n\n  $ llamaws tokens success TOKEN "
-    "--event-json '{\"type\": \"Approved\", \"value\": {}}'"
+    '--event-json \'{"type": "Approved", "value": {}}\''
 )
 def success(
     token: Token,

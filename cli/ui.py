@@ -192,9 +192,7 @@ class _RichProgress:
             self._progress.stop()
 
 
-@app.command(
-    epilog="Example:\n\n  $ llamaws ui publish examples/ui-app --bucket my-ui-bucket"
-)
+@app.command(epilog="Example:\n\n  $ llamaws ui publish examples/ui-app --bucket my-ui-bucket")
 def publish(
     ctx: typer.Context,
     bucket: Annotated[str, typer.Option(help="S3 bucket of the UI.")],

@@ -29,8 +29,8 @@ from typing import Any
 import boto3
 import pytest
 
+from llamaws.infra.cdk_cli import CDK_CLI_VERSION
 from llamaws.local.engine import LocalEngine, start_local_engine
-from llamaws.ops.cdk_cli import CDK_CLI_VERSION
 
 from .engines import AWS_TEST_ENV
 from .support import ROOT

@@ -21,12 +21,17 @@ from typing import Any
 import boto3
 import pytest
 
+from llamaws.cli.deploy_phases import _cdk_failure
+from llamaws.infra.cdk_cli import CDK_CLI_VERSION, CdkRun, locate_cdk_cli
+from llamaws.infra.deploy_errors import (
+    CdkFailed,
+    CredentialsMissing,
+    NotBootstrapped,
+    StackNotDeployable,
+)
+from llamaws.infra.stacks import StackState, check_deployable, recovery_hint
+from llamaws.infra.target import AwsTarget
 from llamaws.local.engine import LocalEngine, start_local_engine
-from llamaws.ops.cdk_cli import CDK_CLI_VERSION, CdkRun, locate_cdk_cli
-from llamaws.ops.deploy import _cdk_failure
-from llamaws.ops.errors import CdkFailed, CredentialsMissing, NotBootstrapped, StackNotDeployable
-from llamaws.ops.stacks import StackState, check_deployable, recovery_hint
-from llamaws.ops.target import AwsTarget
 
 from .engines import AWS_TEST_ENV
 from .support import EXAMPLES, ROOT

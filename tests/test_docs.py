@@ -10,7 +10,7 @@ import pytest
 from .support import ROOT
 
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
-TOP_LEVEL = ("adapter/", "builder/", "cli/", "infra/", "local/", "ops/", "tests/", "bench/",
+TOP_LEVEL = ("adapter/", "builder/", "cli/", "infra/", "local/", "tests/", "bench/",
              "docs/", "examples/", ".ci/")  # fmt: skip
 # The design notes and measurements the team keeps outside the repository.
 OUTSIDE = re.compile(r"(?<![\w.])(?:/work/|shared/|DESIGN\.md|REFERENCE\.md|STYLE\.md)")

@@ -785,8 +785,8 @@ def test_synth_without_the_cdk_libraries_says_how_to_install_them(
 ) -> None:
     from typer.testing import CliRunner
 
+    from llamaws.cli import stack_inputs as prepare
     from llamaws.cli.main import app
-    from llamaws.ops import prepare
 
     monkeypatch.setattr(prepare, "CDK_MODULES", ("aws_cdk_not_installed_here",))
     result = CliRunner().invoke(app, ["synth", str(EXAMPLES / "hello")])

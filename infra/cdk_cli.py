@@ -22,7 +22,7 @@ from pathlib import Path
 
 from llamaws.adapter.errors import LlamawsError
 
-from .errors import NodeMissing
+from .deploy_errors import NodeMissing
 
 __all__ = ["CDK_CLI_VERSION", "CdkCli", "CdkRun", "cache_dir", "find_node", "locate_cdk_cli"]
 

@@ -20,7 +20,7 @@ from typing import Any, Literal
 from llamaws.adapter.config import Deployment
 from llamaws.adapter.errors import ConfigError, LlamawsError
 
-from .errors import StackMissing
+from .deploy_errors import StackMissing
 from .target import AwsTarget
 
 __all__ = [

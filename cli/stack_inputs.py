@@ -2,7 +2,7 @@
 UI's CloudFront function generated; handed to ``infra`` as :class:`StackInputs` values.
 
 ``llamaws synth``, ``cdk.json``'s app and ``llamaws deploy`` all start here (``infra``
-never imports ``builder``: this module, in ``ops``, hands builder's outputs over).
+never imports ``builder``: the CLI hands builder's outputs over, here).
 """
 
 from __future__ import annotations

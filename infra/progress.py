@@ -1,4 +1,4 @@
-"""How ``ops`` reports progress: named phases, each with live detail and a result line.
+"""How deploy and destroy report progress: named phases, each with live detail and a result line.
 
 The CLI renders this with rich (``cli/progress.py``); :class:`PlainProgress` writes
 plain lines (tests, logs, library use).

@@ -1,5 +1,6 @@
-"""``ops`` parts against the moto server over HTTP: secrets push (both stores), what the
-function then reads, ``logs --follow``, and the open-waits hook of ``status``.
+"""The deploy-and-operate parts of ``infra`` against the moto server over HTTP: secrets
+push (both stores), what the function then reads, ``logs --follow``, and the open-waits
+hook of ``status``.
 """
 
 from __future__ import annotations
@@ -18,10 +19,16 @@ from llamaws.adapter.config import resolve_deployment
 from llamaws.adapter.errors import ConfigError
 from llamaws.adapter.secrets import load_app_secrets
 from llamaws.adapter.store.table import create_table, wait_due_key, wait_key
-from llamaws.ops.logs import follow
-from llamaws.ops.secrets import SecretStore, env_file_values, masked, push_values, read_values
-from llamaws.ops.status import count_runs, open_waits
-from llamaws.ops.target import AwsTarget
+from llamaws.infra.logs import follow
+from llamaws.infra.secret_values import (
+    SecretStore,
+    env_file_values,
+    masked,
+    push_values,
+    read_values,
+)
+from llamaws.infra.status import count_runs, open_waits
+from llamaws.infra.target import AwsTarget
 
 from .engines import MotoServer
 
@@ -159,7 +166,7 @@ def test_the_handler_statuses_counted_are_the_servers() -> None:
 
     from llama_agents.server import PersistentHandler
 
-    from llamaws.ops.status import HANDLER_STATUSES
+    from llamaws.infra.status import HANDLER_STATUSES
 
     status = PersistentHandler.model_fields["status"].annotation
     assert set(HANDLER_STATUSES) == set(get_args(status))

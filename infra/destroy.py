@@ -15,9 +15,9 @@ from typing import Any
 
 from llamaws.adapter.errors import LlamawsError
 
-from .errors import StackMissing
+from .deploy_errors import StackMissing
+from .deploy_record import delete_record
 from .progress import Progress
-from .record import delete_record
 from .stacks import StackState, deployed_template, describe_stack, stack_resources
 from .target import AwsTarget
 

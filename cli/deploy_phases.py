@@ -1,8 +1,12 @@
 """``llamaws deploy``: from an app folder to a working URL, in phases.
 
+The one sequence that uses both ``builder`` (UI build, bundle, publish) and ``infra``
+(synth, the stack, secrets): the CLI calls the others, ``infra`` never imports
+``builder`` (``docs/architecture.md``).
+
 1. **checks** (before anything is built): Node.js, AWS credentials, the account and
    region bootstrapped for the CDK, the stack in a state CloudFormation can update,
-   the CDK libraries, the CDK CLI (installed on first use, :mod:`ops.cdk_cli`);
+   the CDK libraries, the CDK CLI (installed on first use, :mod:`llamaws.infra.cdk_cli`);
 2. **UI build** (an app with a UI): the build and its manifest;
 3. **bundle**: the Lambda bundle, reused when nothing it is made of changed;
 4. **synth**: the cloud assembly, in this process;
@@ -15,7 +19,7 @@
 8. **API key** (``auth = "key"``): the first deploy creates one and shows it once.
 
 A run that changes nothing says so; a run that changed something records itself
-(:mod:`ops.record`).
+(:mod:`llamaws.infra.deploy_record`).
 """
 
 from __future__ import annotations
@@ -32,13 +36,23 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from llamaws.adapter.errors import LlamawsError
-
-from .cdk_cli import CdkCli, CdkRun, find_node, locate_cdk_cli, node_version
-from .errors import CdkFailed, CredentialsMissing, NotBootstrapped, StackNotDeployable
-from .progress import Phase, Progress
-from .record import DeployRecord, app_commit, code_sha256, read_record, write_record
-from .secrets import PushResult, env_file_values, push_values, secret_store
-from .stacks import (
+from llamaws.infra.cdk_cli import CdkCli, CdkRun, find_node, locate_cdk_cli, node_version
+from llamaws.infra.deploy_errors import (
+    CdkFailed,
+    CredentialsMissing,
+    NotBootstrapped,
+    StackNotDeployable,
+)
+from llamaws.infra.deploy_record import (
+    DeployRecord,
+    app_commit,
+    code_sha256,
+    read_record,
+    write_record,
+)
+from llamaws.infra.progress import Phase, Progress
+from llamaws.infra.secret_values import PushResult, env_file_values, push_values, secret_store
+from llamaws.infra.stacks import (
     StackState,
     check_bootstrapped,
     check_deployable,
@@ -46,14 +60,14 @@ from .stacks import (
     describe_stack,
     recovery_hint,
 )
-from .target import AwsTarget, Identity
+from llamaws.infra.target import AwsTarget, Identity
 
 if TYPE_CHECKING:
     from llamaws.adapter.config import Deployment
     from llamaws.builder.publish import PublishResult
     from llamaws.infra.settings import Settings
 
-    from .prepare import PreparedStack
+    from .stack_inputs import PreparedStack
 
 __all__ = ["DeployOptions", "DeployResult", "bootstrap", "deploy", "first_request"]
 
@@ -268,7 +282,7 @@ def _checks(
     progress: Progress,
     env: dict[str, str],
 ) -> _Checked:
-    from .prepare import require_cdk
+    from .stack_inputs import require_cdk
 
     target = options.target
     with progress.phase("checks") as phase:
@@ -309,7 +323,7 @@ def _build_ui(
 
 
 def _bundle(options: DeployOptions, progress: Progress) -> PreparedStack:
-    from .prepare import display_path, prepare_stack
+    from .stack_inputs import display_path, prepare_stack
 
     with progress.phase("bundle") as phase:
         prepared = prepare_stack(options.app_dir, options.overrides, echo=phase.update)

@@ -15,7 +15,7 @@ from typing import Any
 
 from llamaws.adapter.store.table import GSI1, GSI1PK, WAITS_DUE
 
-from .record import DeployRecord, read_record
+from .deploy_record import DeployRecord, read_record
 from .stacks import StackState, describe_stack
 from .target import AwsTarget
 

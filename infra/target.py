@@ -17,7 +17,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from llamaws.adapter.errors import LlamawsError
 
-from .errors import CredentialsMissing
+from .deploy_errors import CredentialsMissing
 
 __all__ = ["AwsTarget", "Identity"]
 

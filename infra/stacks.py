@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from .errors import NotBootstrapped, StackNotDeployable
+from .deploy_errors import NotBootstrapped, StackNotDeployable
 
 if TYPE_CHECKING:
     from llamaws.adapter.config import Deployment
