@@ -24,6 +24,7 @@ from workflows.runtime.types.plugin import Runtime
 from .config import Deployment
 from .delivery import use_awaited_delivery
 from .handler_ids import use_unique_handler_ids
+from .handler_pages import handlers_route
 from .http_errors import exception_handlers
 from .input_guard import MAX_REQUEST_BYTES, InputGuard
 from .loader import LoadedWorkflow
@@ -137,6 +138,7 @@ def create_app(
         Route(f"{base}/docs", docs),
         Route(f"{base}/openapi.json", openapi),
         *wait_routes(waits, base),
+        handlers_route(store, base),
         *extra_routes,
         Mount(
             base,

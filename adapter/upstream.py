@@ -25,6 +25,7 @@ from llama_agents.server._service import (
     HandlerCompletedError,
     HandlerNotFoundError,
     _WorkflowService,
+    handler_data_from_persistent,
 )
 from llama_agents.server._store.abstract_workflow_store import (
     StoredEvent,
@@ -40,7 +41,7 @@ from workflows.utils import _nanoid
 
 if TYPE_CHECKING:
     from llama_agents.client.protocol import HandlerData
-    from llama_agents.server import WorkflowServer
+    from llama_agents.server import PersistentHandler, SqliteWorkflowStore, WorkflowServer
     from workflows import Workflow
     from workflows.decorators import StepConfig
     from workflows.events import Event
@@ -60,6 +61,7 @@ __all__ = [
     "decode_persistent_handler",
     "event_matches",
     "external_adapter",
+    "handler_data_from_persistent",
     "handler_status_from_exit_command",
     "install_wait_end_hook",
     "is_terminal_status",
@@ -68,6 +70,7 @@ __all__ = [
     "served_workflow",
     "served_workflow_names",
     "service_of",
+    "sqlite_handler_page",
     "step_configs",
     "stream_workflow_ticks",
     "validate_step_message",
@@ -142,6 +145,53 @@ def workflow_steps(workflow: Workflow) -> dict[str, Callable[..., Any]]:
 def validate_step_message(workflow: Workflow, step: str, event: Event) -> None:
     """Raise when ``step`` does not exist or does not accept ``event``'s type."""
     workflow._validate_valid_step_message(step, event)
+
+
+async def sqlite_handler_page(
+    store: SqliteWorkflowStore, filters: Any, after: Any, limit: int
+) -> list[PersistentHandler]:
+    """One page of the listing from the reference SQLite store, keyset-paged.
+
+    ``filters`` / ``after`` are ``adapter.handler_pages.HandlerFilter`` / ``Position``.
+    Uses the store's ``handlers`` table, ``_connect`` and ``_row_to_persistent_handler``
+    (llama-agents-server 0.8.0): the order is status (running, completed, failed,
+    cancelled), then ``workflow_name || '#' || handler_id``, as on DynamoDB.
+    """
+    import asyncio
+
+    rank = (
+        "CASE status WHEN 'running' THEN 0 WHEN 'completed' THEN 1 "
+        "WHEN 'failed' THEN 2 WHEN 'cancelled' THEN 3 ELSE 4 END"
+    )
+    sort = "(workflow_name || '#' || handler_id)"
+    clauses: list[str] = []
+    params: list[Any] = []
+    for column, values in (("status", filters.statuses), ("workflow_name", filters.workflow_names)):
+        if values is not None:
+            if not values:
+                return []
+            clauses.append(f"{column} IN ({','.join('?' * len(values))})")
+            params.extend(values)
+    if after is not None:
+        from .handler_pages import order_key
+
+        after_rank, after_sort = order_key(after.status, after.workflow_name, after.handler_id)
+        clauses.append(f"({rank} > ? OR ({rank} = ? AND {sort} > ?))")
+        params.extend([after_rank, after_rank, after_sort])
+    sql = (
+        "SELECT handler_id, workflow_name, status, run_id, error, result, started_at, "
+        "updated_at, completed_at, idle_since FROM handlers"
+        + (f" WHERE {' AND '.join(clauses)}" if clauses else "")
+        + f" ORDER BY {rank}, {sort} LIMIT ?"
+    )
+    params.append(limit)
+
+    def read() -> list[PersistentHandler]:
+        with store._connect() as conn:
+            rows = conn.execute(sql, tuple(params)).fetchall()
+        return [store._row_to_persistent_handler(row) for row in rows]
+
+    return await asyncio.to_thread(read)
 
 
 def new_id() -> str:

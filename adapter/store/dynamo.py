@@ -33,6 +33,7 @@ from workflows.context import JsonSerializer
 from workflows.context.serializers import BaseSerializer
 from workflows.events import StopEvent
 
+from ..handler_pages import STATUS_ORDER, HandlerFilter, Position, order_key
 from ..upstream import StoredEvent, StoredTick, decode_persistent_handler, is_terminal_status
 from .client import ConditionFailed, StoreError, TableClient
 from .state import DynamoStateStore
@@ -324,6 +325,97 @@ class DynamoWorkflowStore(AbstractWorkflowStore):
                     )
                 )
         return found
+
+    async def handler_page(
+        self, filters: HandlerFilter, after: Position | None, limit: int
+    ) -> list[PersistentHandler]:
+        """One page of the listing (see :mod:`adapter.handler_pages`): Queries on
+        ``GSI1`` from the position after ``after``, one (status, workflow) pair at a
+        time, reading at most ``limit`` items in all."""
+        statuses = filters.statuses if filters.statuses is not None else STATUS_ORDER
+        names: Sequence[str | None] = (
+            sorted(
+                (n for n in filters.workflow_names if len(f"{n}#".encode()) <= MAX_SORT_KEY_BYTES),
+                key=lambda n: f"{n}#",
+            )
+            if filters.workflow_names is not None
+            else [None]
+        )
+        pairs = [(status, name) for status in statuses for name in names]
+        start = 0
+        start_key: dict[str, Any] | None = None
+        if after is not None:
+            last = order_key(after.status, after.workflow_name, after.handler_id)
+            start = next(
+                (
+                    i
+                    for i, (status, name) in enumerate(pairs)
+                    if (
+                        order_key(status, "", "")[0],
+                        "\U0010ffff" if name is None else f"{name}#\U0010ffff",
+                    )
+                    > last
+                ),
+                len(pairs),
+            )
+            if (
+                start < len(pairs)
+                and pairs[start][0] == after.status
+                and pairs[start][1]
+                in (
+                    None,
+                    after.workflow_name,
+                )
+            ):
+                start_key = self.table.marshal(
+                    {
+                        **handler_key(after.handler_id),
+                        **handler_gsi_key(after.status, after.workflow_name, after.handler_id),
+                    }
+                )
+        found: list[PersistentHandler] = []
+        for status, name in pairs[start:]:
+            values: dict[str, Any] = {":pk": f"ST#{status}"}
+            condition = "GSI1PK = :pk"
+            if name is not None:
+                condition += " AND begins_with(GSI1SK, :prefix)"
+                values[":prefix"] = f"{name}#"
+            kwargs: dict[str, Any] = {}
+            if start_key is not None:
+                kwargs["ExclusiveStartKey"] = start_key
+                start_key = None
+            items = await self._query_from(
+                IndexName=GSI1,
+                KeyConditionExpression=condition,
+                ExpressionAttributeValues=self.table.marshal(values),
+                Limit=limit - len(found),
+                **kwargs,
+            )
+            found.extend(
+                self._decode_handler(item)
+                for item in items
+                if name is None or item.get("workflow_name") == name
+            )
+            if len(found) >= limit:
+                break
+        return found
+
+    async def _query_from(self, **kwargs: Any) -> list[dict[str, Any]]:
+        """Up to ``Limit`` items of a Query that may start at ``ExclusiveStartKey``."""
+        limit: int = kwargs.pop("Limit")
+        start_key = kwargs.pop("ExclusiveStartKey", None)
+        items: list[dict[str, Any]] = []
+        while len(items) < limit:
+            request = {"TableName": self.table.table_name, "Limit": limit - len(items), **kwargs}
+            if start_key is not None:
+                request["ExclusiveStartKey"] = start_key
+            response = await self.table.call("query", **request)
+            for raw in response.get("Items", []):
+                items.append(await self.table.load(raw))
+            start_key = response.get("LastEvaluatedKey")
+            if start_key is None:
+                break
+        return items
 
     def _decode_handler(self, item: dict[str, Any]) -> PersistentHandler:
         self._saw(item["handler_id"], _version(item))

@@ -120,6 +120,7 @@ def wait_due_key(due_ms: int, token: str) -> dict[str, str]:
     """GSI1 attributes of an open token with a deadline: the sweep queries what is due."""
     return {GSI1PK: WAITS_DUE, GSI1SK: f"{due_ms:015d}#{token}"}
 
+
 API_KEYS_GSI1PK = "KEYS"
 """GSI1 partition listing a deployment's API keys (``llamaws keys list``, no Scan)."""
 
