@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from pathlib import Path
 
 import httpx
 import pytest
@@ -291,3 +292,43 @@ def test_handler_not_found_error_is_the_servers() -> None:
     from llama_agents.server._service import HandlerNotFoundError
 
     assert upstream.HandlerNotFoundError is HandlerNotFoundError
+
+
+def test_handler_data_from_persistent_is_the_listing_wire_format() -> None:
+    from llama_agents.server import PersistentHandler
+
+    started = datetime(2026, 1, 2, tzinfo=UTC)
+    data = upstream.handler_data_from_persistent(
+        PersistentHandler(
+            handler_id="h1",
+            workflow_name="ask",
+            status="completed",
+            started_at=started,
+            result=StopEvent(result="blue"),
+        )
+    ).model_dump(mode="json")
+    assert data["handler_id"] == "h1" and data["started_at"] == started.isoformat()
+    assert data["result"]["value"]["result"] == "blue"
+
+
+async def test_sqlite_handler_page_reads_the_handlers_table_in_listing_order(
+    tmp_path: Path,
+) -> None:
+    from llama_agents.server import PersistentHandler, SqliteWorkflowStore
+
+    from llamaws.adapter.handler_pages import HandlerFilter, Position
+
+    store = SqliteWorkflowStore(str(tmp_path / "workflows.db"))
+    for handler_id, workflow, status in [
+        ("b", "w", "completed"),
+        ("a", "w", "running"),
+        ("c", "v", "running"),
+    ]:
+        await store.update(
+            PersistentHandler(handler_id=handler_id, workflow_name=workflow, status=status)  # type: ignore[arg-type]
+        )
+    everything = HandlerFilter.of(None, None)
+    first = await upstream.sqlite_handler_page(store, everything, None, 2)
+    assert [h.handler_id for h in first] == ["c", "a"]
+    rest = await upstream.sqlite_handler_page(store, everything, Position.of(first[-1]), 10)
+    assert [h.handler_id for h in rest] == ["b"]
