@@ -270,14 +270,30 @@ class DynamoWorkflowStore(AbstractWorkflowStore):
         ):
             return 0
         items = await self._matching_items(query)
-        keys = [handler_key(item["handler_id"]) for item in items]
         for item in items:
             self._versions.pop(item["handler_id"], None)
-        for item in items:
+            # The handler's partition (the handler, its lease, inbox and wait tokens),
+            # then its run's (meta, events, ticks, state, snapshots), in batches of 25;
+            # the handler item goes last, so a purge cut short can be run again.
+            keys = [
+                key
+                for key in await self._partition_keys(handler_key(item["handler_id"])[PK])
+                if key != handler_key(item["handler_id"])
+            ]
             if item.get("run_id"):
                 keys.extend(await self._run_item_keys(item["run_id"]))
-        await self.table.batch_delete(keys)
+            await self.table.batch_delete(keys)
+            await self.table.batch_delete([handler_key(item["handler_id"])])
         return len(items)
+
+    async def _partition_keys(self, partition: str) -> list[dict[str, str]]:
+        items = await self.table.query(
+            KeyConditionExpression="PK = :pk",
+            ExpressionAttributeValues=self.table.marshal({":pk": partition}),
+            ProjectionExpression="PK, SK",
+            ConsistentRead=True,
+        )
+        return [{PK: item[PK], SK: item[SK]} for item in items]
 
     async def _matching_items(self, query: HandlerQuery) -> list[dict[str, Any]]:
         filters = (query.handler_id_in, query.run_id_in, query.workflow_name_in, query.status_in)
@@ -607,16 +623,11 @@ class DynamoWorkflowStore(AbstractWorkflowStore):
         return await self.table.query(**kwargs)
 
     async def _run_item_keys(self, run_id: str) -> list[dict[str, str]]:
-        items = await self.table.query(
-            KeyConditionExpression="PK = :pk",
-            ExpressionAttributeValues=self.table.marshal({":pk": run_key(run_id)}),
-            ProjectionExpression="PK, SK",
-            ConsistentRead=True,
-        )
+        keys = await self._partition_keys(run_key(run_id))
         self._evict_run_state_stores(run_id)
         for kind in (EVENT, TICK):
             self._next_sequence.pop((kind, run_id), None)
-        return [{PK: item[PK], SK: item[SK]} for item in items]
+        return keys
 
     def _journal_expiry(self) -> int | None:
         if self.settings.max_run_age is None:
