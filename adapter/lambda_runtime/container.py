@@ -125,7 +125,7 @@ class Container:
         from ..runtime_stack import RetainRunsDecorator
         from ..store import DynamoSettings, DynamoWorkflowStore
         from ..upstream import TickPersistenceDecorator, service_of
-        from .coordination import Coordination
+        from .coordination import Coordination, MarkingInvoker
         from .driver import RunDriver
         from .http import LambdaHttp, use_inbox_delivery
         from .quiescence import QuiescenceDecorator
@@ -176,6 +176,7 @@ class Container:
             owner=f"{os.environ.get('AWS_LAMBDA_LOG_STREAM_NAME', 'local')}/{uuid.uuid4().hex}",
             lease_seconds=settings.lease_seconds,
         )
+        invoker = MarkingInvoker(invoker, coordination)  # a lost continue: swept when due
         self.driver = RunDriver(
             server=server,
             store=store,

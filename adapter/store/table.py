@@ -9,6 +9,7 @@ One table holds every item type (see ``docs/dynamodb.md``)::
     tick             R#<run_id>       T#<seq:010d>       -             -
     state            R#<run_id>       S#<namespace>      -             -
     lease            H#<handler_id>   LEASE              -             -
+    due mark         H#<handler_id>   DUE                RUN#DUE       <due_ms:015d>#<handler_id>
     inbox entry      H#<handler_id>   I#<ms>#<uuid>      -             -
     wait token       H#<handler_id>   W#<secret>         WAIT#DUE      <due_ms:015d>#<token>
     API key          K#<key_id>       KEY                KEYS          <created_at>#<key_id>
@@ -32,6 +33,7 @@ __all__ = [
     "INBOX",
     "LEASE",
     "MAX_ITEM_BYTES",
+    "RUNS_DUE",
     "SPILL_THRESHOLD_BYTES",
     "STATE",
     "TICK",
@@ -47,6 +49,8 @@ __all__ = [
     "inbox_key",
     "item_size",
     "lease_key",
+    "run_due_key",
+    "run_due_mark_key",
     "run_key",
     "run_meta_key",
     "sequence_bounds",
@@ -99,6 +103,20 @@ INBOX = "I#"
 def lease_key(handler_id: str) -> dict[str, str]:
     """The lease of a handler's run: which Lambda container drives it (Lambda only)."""
     return {PK: f"H#{handler_id}", SK: LEASE}
+
+
+RUNS_DUE = "RUN#DUE"
+"""GSI1 partition of the runs handed to a driver that may not show up, by when to look."""
+
+
+def run_due_mark_key(handler_id: str) -> dict[str, str]:
+    """When the sweep should look at a handler's run next (Lambda only)."""
+    return {PK: f"H#{handler_id}", SK: "DUE"}
+
+
+def run_due_key(due_ms: int, handler_id: str) -> dict[str, str]:
+    """GSI1 attributes of a due mark: the sweep queries the marks due now."""
+    return {GSI1PK: RUNS_DUE, GSI1SK: f"{due_ms:015d}#{handler_id}"}
 
 
 def inbox_key(handler_id: str, entry_id: str) -> dict[str, str]:
