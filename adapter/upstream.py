@@ -11,11 +11,13 @@ nothing else.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from llama_agents.server._runtime.persistence_runtime import (
     PersistenceDecorator,
+    ReplayedContext,
     TickPersistenceDecorator,
     handler_status_from_exit_command,
 )
@@ -53,6 +55,8 @@ __all__ = [
     "HandlerCompletedError",
     "HandlerNotFoundError",
     "PersistenceDecorator",
+    "Replay",
+    "ReplayedContext",
     "StartWorkflow",
     "StoredEvent",
     "StoredTick",
@@ -67,6 +71,7 @@ __all__ = [
     "is_terminal_status",
     "new_id",
     "override_service",
+    "replay_journal",
     "served_workflow",
     "served_workflow_names",
     "service_of",
@@ -192,6 +197,87 @@ async def sqlite_handler_page(
         return [store._row_to_persistent_handler(row) for row in rows]
 
     return await asyncio.to_thread(read)
+
+
+@dataclass
+class Replay:
+    """A run rebuilt from a snapshot and the ticks after it."""
+
+    replayed: ReplayedContext
+    state: dict[str, Any]
+    """The rebuilt context, serialized: what a snapshot keeps."""
+    last_sequence: int | None
+    """The last tick applied (None: none after the snapshot)."""
+    ticks: int
+    """How many ticks were applied."""
+
+
+async def replay_journal(
+    workflow: Workflow,
+    run_id: str,
+    snapshot: dict[str, Any] | None,
+    ticks: AsyncIterator[StoredTick],
+) -> Replay | None:
+    """``TickPersistenceDecorator.context_from_ticks`` (0.8.0), starting from ``snapshot``.
+
+    As upstream: the ticks are decoded with the workflow's serializer, folded with
+    ``replay_ticks_stream`` (with the run id: it seeds retry jitter) and the state
+    is serialized into a fresh ``Context``. The start state is the snapshot's (a
+    ``BrokerState`` from the serialized context) instead of an empty one. None when
+    there is neither a snapshot nor a tick.
+    """
+    from workflows import Context
+    from workflows.context.context_types import SerializedContext
+    from workflows.runtime.control_loop import replay_ticks_stream
+    from workflows.runtime.types.internal_state import BrokerState
+    from workflows.runtime.types.ticks import WorkflowTickAdapter
+
+    serializer = workflow.runtime.get_serializer(workflow)
+    last: list[int] = []
+
+    async def decoded() -> AsyncIterator[Any]:
+        async for stored in ticks:
+            with serializer.validation_context():
+                data = stored.tick_data
+                value = (
+                    serializer.deserialize(data["serialized_tick"])
+                    if "serialized_tick" in data
+                    else data
+                )
+                tick = WorkflowTickAdapter.validate_python(value)
+            last.append(stored.sequence)
+            yield tick
+
+    stream = decoded()
+    try:
+        first = await stream.__anext__()
+    except StopAsyncIteration:
+        first = None
+    if first is None and snapshot is None:
+        return None
+    if snapshot is not None:
+        parsed = SerializedContext.from_dict_auto(snapshot, serializer)
+        state = BrokerState.from_serialized(parsed, workflow, serializer)
+    else:
+        state = BrokerState.from_workflow(workflow)
+    exit_command = None
+    if first is not None:
+
+        async def with_first() -> AsyncIterator[Any]:
+            yield first
+            async for tick in stream:
+                yield tick
+
+        result = await replay_ticks_stream(state, with_first(), run_id=run_id)
+        state, exit_command = result.state, result.exit_command
+    serialized = state.to_serialized(serializer).model_dump(mode="json")
+    context = Context.from_dict(workflow=workflow, data=serialized, serializer=serializer)
+    return Replay(
+        ReplayedContext(context=context, exit_command=exit_command),
+        serialized,
+        last[-1] if last else None,
+        len(last),
+    )
 
 
 def new_id() -> str:

@@ -332,3 +332,32 @@ async def test_sqlite_handler_page_reads_the_handlers_table_in_listing_order(
     assert [h.handler_id for h in first] == ["c", "a"]
     rest = await upstream.sqlite_handler_page(store, everything, Position.of(first[-1]), 10)
     assert [h.handler_id for h in rest] == ["b"]
+
+
+async def test_replay_journal_rebuilds_what_context_from_ticks_rebuilds(
+    running: tuple[WorkflowServer, httpx.AsyncClient],
+) -> None:
+    from llama_agents.server import MemoryWorkflowStore
+
+    server, client = running
+    handler = await start_waiting_run(client, server)
+    store = STORES[id(server)]
+    workflow = upstream.served_workflow(server, "ask")
+    assert workflow is not None
+    theirs = await upstream.TickPersistenceDecorator(
+        upstream.runtime_of(server), store
+    ).context_from_ticks(workflow, handler["run_id"])
+    ours = await upstream.replay_journal(
+        workflow, handler["run_id"], None, store.stream_ticks(handler["run_id"])
+    )
+    assert theirs is not None and ours is not None and ours.ticks > 0
+    assert ours.replayed.context.to_dict() == theirs.context.to_dict()
+    again = await upstream.replay_journal(workflow, handler["run_id"], ours.state, _no_ticks())
+    assert again is not None and again.ticks == 0 and again.state == ours.state
+    assert await upstream.replay_journal(workflow, "nothing", None, _no_ticks()) is None
+    assert isinstance(store, MemoryWorkflowStore)
+
+
+async def _no_ticks() -> AsyncIterator[upstream.StoredTick]:
+    return
+    yield

@@ -32,6 +32,7 @@ from workflows.runtime.types.step_id import StepId
 from workflows.runtime.types.ticks import TickAddEvent, WorkflowTick
 
 from ..runtime_stack import RetainRunsDecorator
+from ..snapshots import SnapshotTickPersistence
 from ..upstream import (
     TickPersistenceDecorator,
     external_adapter,
@@ -63,7 +64,7 @@ class RunDriver:
     coordination: Coordination
     invoker: Invoker
     retain: RetainRunsDecorator
-    persistence: TickPersistenceDecorator
+    persistence: TickPersistenceDecorator | SnapshotTickPersistence
     quiescence: QuiescenceDecorator
     cancel: CancelHandler
     """The server's own cancel, for runs this driver holds in memory."""
@@ -181,7 +182,15 @@ class RunDriver:
             if state == "done":
                 return "finished"
             if not await self.coordination.pending(handler.handler_id):
+                await self._checkpoint(handler)
                 return "idle"
+
+    async def _checkpoint(self, handler: PersistentHandler) -> None:
+        """The run is idle (no step half done): snapshot it if ticks piled up."""
+        workflow = served_workflow(self.server, handler.workflow_name)
+        if isinstance(self.persistence, SnapshotTickPersistence) and workflow is not None:
+            assert handler.run_id is not None
+            await self.persistence.checkpoint(workflow, handler.run_id)
 
     async def _wait(
         self,

@@ -42,6 +42,7 @@ from .table import (
     GSI1,
     PK,
     SK,
+    SNAPSHOT,
     TICK,
     TTL_ATTRIBUTE,
     create_table,
@@ -520,7 +521,40 @@ class DynamoWorkflowStore(AbstractWorkflowStore):
         return [_tick(run_id, item) for item in await self._sequence_items(run_id, TICK)]
 
     async def stream_ticks(self, run_id: str) -> AsyncIterator[StoredTick]:
-        cursor: int | None = None
+        async for tick in self.stream_ticks_after(run_id, None):
+            yield tick
+
+    # -- snapshots (see adapter/snapshots.py) -------------------------------------------
+
+    async def latest_snapshot(self, run_id: str) -> tuple[int, dict[str, Any]] | None:
+        """The run's newest snapshot: (the last tick it covers, its context), or None."""
+        items = await self.table.query(
+            KeyConditionExpression="PK = :pk AND begins_with(SK, :kind)",
+            ExpressionAttributeValues=self.table.marshal(
+                {":pk": run_key(run_id), ":kind": SNAPSHOT}
+            ),
+            ScanIndexForward=False,
+            Limit=1,
+            ConsistentRead=True,
+        )
+        if not items:
+            return None
+        return sequence_of(items[0][SK]), json.loads(items[0]["data"])
+
+    async def save_snapshot(self, run_id: str, sequence: int, context: dict[str, Any]) -> None:
+        """Keep ``context`` as the run's state after tick ``sequence`` (older ones are
+        kept: one item per snapshot, removed by purge and TTL like the ticks)."""
+        item = {
+            **sequence_key(run_id, SNAPSHOT, sequence),
+            "data": json.dumps(context),
+            "ts": datetime.now(UTC).isoformat(),
+            TTL_ATTRIBUTE: self._journal_expiry(),
+        }
+        await self.table.put(item, payload=("data",))
+
+    async def stream_ticks_after(self, run_id: str, after: int | None) -> AsyncIterator[StoredTick]:
+        """The run's ticks numbered above ``after``, in pages of 100."""
+        cursor = after
         while True:
             items = await self._sequence_items(run_id, TICK, cursor, _TICK_PAGE)
             for item in items:

@@ -8,6 +8,7 @@ One table holds every item type (see ``docs/dynamodb.md``)::
     event            R#<run_id>       E#<seq:010d>       -             -
     tick             R#<run_id>       T#<seq:010d>       -             -
     state            R#<run_id>       S#<namespace>      -             -
+    snapshot         R#<run_id>       C#<tick_seq:010d>  -             -
     lease            H#<handler_id>   LEASE              -             -
     due mark         H#<handler_id>   DUE                RUN#DUE       <due_ms:015d>#<handler_id>
     inbox entry      H#<handler_id>   I#<ms>#<uuid>      -             -
@@ -34,6 +35,7 @@ __all__ = [
     "LEASE",
     "MAX_ITEM_BYTES",
     "RUNS_DUE",
+    "SNAPSHOT",
     "SPILL_THRESHOLD_BYTES",
     "STATE",
     "TICK",
@@ -83,6 +85,8 @@ READ_BATCH_LIMIT = 100
 EVENT = "E#"
 TICK = "T#"
 STATE = "S#"
+SNAPSHOT = "C#"
+"""A run's context as of a tick (``C#<sequence>``: it covers ticks up to that one)."""
 _SEQ_DIGITS = 10
 
 
