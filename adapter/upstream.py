@@ -75,6 +75,7 @@ __all__ = [
     "served_workflow",
     "served_workflow_names",
     "service_of",
+    "sqlite_delete_runs",
     "sqlite_handler_page",
     "step_configs",
     "stream_workflow_ticks",
@@ -278,6 +279,27 @@ async def replay_journal(
         last[-1] if last else None,
         len(last),
     )
+
+
+async def sqlite_delete_runs(store: SqliteWorkflowStore, run_ids: list[str]) -> None:
+    """Delete the runs' rows the reference SQLite store's ``delete`` leaves behind.
+
+    Tables of llama-agents-server 0.8.0's schema: ``events``, ``ticks`` and
+    ``workflow_state`` (keyed by ``run_id``), through the store's ``_connect``.
+    """
+    import asyncio
+
+    if not run_ids:
+        return
+    marks = ",".join("?" * len(run_ids))
+
+    def delete() -> None:
+        with store._connect() as conn:
+            for table in ("events", "ticks", "workflow_state"):
+                conn.execute(f"DELETE FROM {table} WHERE run_id IN ({marks})", tuple(run_ids))
+            conn.commit()
+
+    await asyncio.to_thread(delete)
 
 
 def new_id() -> str:

@@ -361,3 +361,17 @@ async def test_replay_journal_rebuilds_what_context_from_ticks_rebuilds(
 async def _no_ticks() -> AsyncIterator[upstream.StoredTick]:
     return
     yield
+
+
+async def test_sqlite_delete_runs_removes_events_ticks_and_state(tmp_path: Path) -> None:
+    from llama_agents.server import SqliteWorkflowStore
+
+    store = SqliteWorkflowStore(str(tmp_path / "workflows.db"))
+    for run_id in ("gone", "kept"):
+        await store.append_tick(run_id, {"n": 1})
+        await store.create_state_store(run_id).set("k", "v")
+    await upstream.sqlite_delete_runs(store, ["gone"])
+    assert await store.get_ticks("gone") == [] and len(await store.get_ticks("kept")) == 1
+    fresh = SqliteWorkflowStore(str(tmp_path / "workflows.db"))
+    assert await fresh.create_state_store("gone").get("k", default=None) is None
+    assert await fresh.create_state_store("kept").get("k") == "v"
