@@ -95,6 +95,8 @@ def create_app(
     use_awaited_delivery(server)
     use_unique_handler_ids(server)
     waits.attach(server)
+    # Inside the server's own app, ahead of its listing: same CORS and input guard.
+    server.app.router.routes.insert(0, handlers_route(store, ""))
     for item in workflows:
         server.add_workflow(item.name, item.workflow, additional_events=item.additional_events)
 
@@ -138,7 +140,6 @@ def create_app(
         Route(f"{base}/docs", docs),
         Route(f"{base}/openapi.json", openapi),
         *wait_routes(waits, base),
-        handlers_route(store, base),
         *extra_routes,
         Mount(
             base,

@@ -218,3 +218,25 @@ async def test_bad_paging_parameters_are_400(
     response = await http.get("/handlers", params=params)
     assert response.status_code == 400
     assert response.json()["detail"]
+
+
+async def test_the_deployed_app_pages_with_the_servers_cors_and_input_guard(
+    tmp_path: Path,
+) -> None:
+    from .test_input_safety import served
+
+    async with served(tmp_path) as app:
+        for _ in range(3):
+            await app.waiting("ask", "PromptEvent")
+        first = await app.client.get(
+            "/handlers", params={"limit": "2"}, headers={"Origin": "http://ui.example"}
+        )
+        assert first.status_code == 200
+        assert first.headers["access-control-allow-origin"] == "http://ui.example"
+        assert len(first.json()["handlers"]) == 2
+        rest = await app.client.get(
+            "/handlers", params={"limit": "2", "page_token": first.json()["next_page_token"]}
+        )
+        assert len(rest.json()["handlers"]) == 1 and "next_page_token" not in rest.json()
+        refused = await app.client.get("/handlers", params={"limit": "0"})
+        assert refused.status_code == 400 and "limit" in refused.json()["detail"]
