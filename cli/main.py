@@ -247,6 +247,13 @@ __import__("llamaws.cli.deploy", fromlist=["register"]).register(app)
 __import__("llamaws.cli.status", fromlist=["register"]).register(app)
 __import__("llamaws.cli.logs", fromlist=["register"]).register(app)
 app.add_typer(__import__("llamaws.cli.secrets", fromlist=["app"]).app, name="secrets")
+app.command(
+    "init",
+    epilog=example(
+        "llamaws init approvals --template hitl --name approvals --yes",
+        "llamaws init --adopt path/to/llamactl-app",
+    ),
+)(__import__("llamaws.cli.init", fromlist=["init"]).init)
 
 
 def main() -> None:
