@@ -157,7 +157,7 @@ def test_headless_template_serves_and_passes_its_test(
         timeout=60,
     )
     assert answer.status_code == 200, answer.text
-    assert answer.json()["result"] == "Hello, Ada!"
+    assert answer.json()["result"]["value"]["result"] == "Hello, Ada!"
     assert "Ran 2 tests" in _run_generated_tests(app)
 
 
@@ -186,7 +186,8 @@ def test_hitl_template_serves_an_approval_with_a_wait_token(
 
     def result() -> object:
         body = httpx.get(f"{base}/results/{handler}", timeout=10)
-        return body.json().get("result") if body.status_code == 200 else None
+        found = body.json().get("result") if body.status_code == 200 else None
+        return found["value"]["result"] if isinstance(found, dict) else found
 
     assert wait_until(result, timeout=60, what="the result") == "Approved by ada"
     assert "Ran 3 tests" in _run_generated_tests(app)
