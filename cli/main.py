@@ -30,7 +30,7 @@ app = typer.Typer(
     help="Run LlamaDeploy apps in your own AWS account; develop them locally.",
     epilog=example("llamaws serve examples/hello"),
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
     context_settings=HELP_OPTIONS,
 )
