@@ -75,9 +75,7 @@ def init(
         name = typer.prompt("Deployment name", default=default_name) if ask else default_name
     assert template is not None and name is not None
     chosen_template, chosen_name = template, name
-    _guarded(
-        lambda: _create(directory, chosen_template, chosen_name, force, llamaws_requirement)
-    )
+    _guarded(lambda: _create(directory, chosen_template, chosen_name, force, llamaws_requirement))
 
 
 def _choose_template() -> str:
@@ -85,14 +83,11 @@ def _choose_template() -> str:
 
     for key, what in TEMPLATES.items():
         print(f"  {key:<9} {what}")
-    return str(
-        typer.prompt(
-            "Template",
-            default="headless",
-            type=typer.Choice(list(TEMPLATES)),
-            show_choices=False,
-        )
-    )
+    while True:
+        answer = str(typer.prompt("Template", default="headless")).strip()
+        if answer in TEMPLATES:
+            return answer
+        print(f"Choose one of: {', '.join(TEMPLATES)}")
 
 
 def _default_name(directory: Path) -> str:

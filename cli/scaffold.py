@@ -56,8 +56,7 @@ class Project:
         if not _NAME_RE.match(self.name):
             raise ConfigError(
                 f"{self.name!r} is not a deployment name",
-                hint="Use lower-case letters, digits and '-', starting with a letter "
-                "(at most 48).",
+                hint="Use lower-case letters, digits and '-', starting with a letter (at most 48).",
             )
 
     @property

@@ -53,7 +53,8 @@ def calls(recording: str) -> list[Call]:
 def _entries(recording: str) -> list[dict[str, Any]]:
     """The recorder's JSON objects: moto's threads may append two to one line."""
     decoder = json.JSONDecoder()
-    entries, position = [], 0
+    entries: list[dict[str, Any]] = []
+    position = 0
     while True:
         start = recording.find("{", position)
         if start < 0:

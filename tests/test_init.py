@@ -255,3 +255,37 @@ def test_adopt_outside_a_project_is_one_line(tmp_path: Path) -> None:
     done = llamaws("init", "--adopt", str(tmp_path))
     assert done.returncode == 1
     assert done.stderr.startswith("Error: ") and done.stderr.count("\n") == 1
+
+
+def test_init_on_a_terminal_asks_with_defaults(tmp_path: Path) -> None:
+    """On a terminal, init asks for the template and the name (Enter takes the default)."""
+    import pty
+
+    app = tmp_path / "asked"
+    main, secondary = pty.openpty()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "llamaws.cli.main", "init", str(app)],
+        stdin=secondary, stdout=secondary, stderr=secondary, cwd=ROOT,
+    )  # fmt: skip
+    os.close(secondary)
+    output = b""
+    answers = [(b"Template [headless]:", b"chat\n"), (b"Choose one of", b"hitl\n"),
+               (b"Deployment name [asked]:", b"\n")]  # fmt: skip
+    try:
+        while process.poll() is None or answers:
+            try:
+                chunk = os.read(main, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            output += chunk
+            if answers and answers[0][0] in output:
+                os.write(main, answers.pop(0)[1])
+    finally:
+        process.wait(timeout=60)
+        os.close(main)
+    assert process.returncode == 0, output.decode()
+    assert not answers, output.decode()
+    assert resolve_deployment(app).name == "asked"
+    assert sorted(resolve_deployment(app).config.workflows) == ["approval"]
