@@ -331,13 +331,15 @@ def test_cli_publish_prints_the_plan_then_the_json_outcome(bucket: Bucket, build
 
 def test_the_lease_is_renewed_while_its_holder_runs(bucket: Bucket) -> None:
     key = bucket.target.lock_key
-    holder = PublishLock(bucket.s3, bucket.name, key, ttl=0.5, wait=0)
-    rival = PublishLock(bucket.s3, bucket.name, key, ttl=0.5, wait=0)
+    # A 2 s lease: renewals (every third of it) keep their slack on a loaded machine.
+    holder = PublishLock(bucket.s3, bucket.name, key, ttl=2, wait=0)
+    rival = PublishLock(bucket.s3, bucket.name, key, ttl=2, wait=0)
     with holder.held():
-        end = time.monotonic() + 3 * holder.ttl  # well past the lease without renewals
+        end = time.monotonic() + 2 * holder.ttl  # well past the lease without renewals
         while time.monotonic() < end:
             with pytest.raises(PublishBusy):
                 rival.acquire()
+            time.sleep(0.1)
         holder.check()
     assert rival.acquire() == {}  # released at the end of the block: nothing orphaned
 

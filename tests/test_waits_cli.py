@@ -99,9 +99,9 @@ def test_the_example_is_rejected_with_tokens_failure(hitl: Emulator) -> None:
 
 
 def test_the_example_times_out_and_a_late_answer_is_refused(hitl: Emulator, tmp_path: Path) -> None:
-    handler_id = approval(hitl, timeout_seconds=1)
+    handler_id = approval(hitl, timeout_seconds=3)
     token = listed_token(hitl, handler_id)[0]
-    assert result(hitl, handler_id).startswith("Not approved in time: not completed within 1 s")
+    assert result(hitl, handler_id).startswith("Not approved in time: not completed within 3 s")
     code, out, _ = tokens(hitl, "describe", token)
     assert code == 0 and json.loads(out)["status"] == "timed_out"
     event_file = tmp_path / "approved.json"

@@ -113,13 +113,13 @@ def result(deployed: Deployed, handler_id: str) -> str:
 def test_approve_reject_and_timeout_through_the_lambda_handler(hitl: Deployed) -> None:
     approved, approve_token = approval(hitl)
     rejected, reject_token = approval(hitl)
-    late, late_token = approval(hitl, timeout_seconds=1)
+    late, late_token = approval(hitl, timeout_seconds=3)
     assert tokens(hitl, "success", approve_token, "--event-json", APPROVE)[0] == 0
     code, out = tokens(hitl, "failure", reject_token, "--error", "Rejected", "--cause", "no")
     assert code == 0, out
     assert result(hitl, approved) == "Approved by ada"
     assert result(hitl, rejected) == "Not approved: Rejected: no"
-    assert result(hitl, late).startswith("Not approved in time: not completed within 1 s")
+    assert result(hitl, late).startswith("Not approved in time: not completed within 3 s")
     code, out = tokens(hitl, "success", late_token, "--event-json", APPROVE)
     assert code == 1 and "(TaskTimedOut)" in out
     code, out = tokens(hitl, "success", approve_token, "--event-json", APPROVE)
