@@ -84,7 +84,8 @@ def test_template_renders_a_deployment_with_settings_and_a_valid_ci_workflow(
     )
     assert set(credentials["with"]) == {"role-to-assume", "aws-region"}
     assert "secrets." not in workflow_file.read_text()
-    assert any(s.get("run") == "llamaws deploy" for s in deploy["steps"])
+    # No key is created (and printed) in CI logs.
+    assert any(s.get("run") == "llamaws deploy --no-create-key" for s in deploy["steps"])
 
 
 def test_init_refuses_to_overwrite_without_force(tmp_path: Path) -> None:
