@@ -20,7 +20,7 @@ import yaml
 from llamaws.adapter.config import resolve_deployment
 from llamaws.cli.adopt import ADOPT_DEFAULTS
 from llamaws.cli.scaffold import TEMPLATES, WORKFLOW_FILE
-from llamaws.infra.settings import Settings, resolve_settings
+from llamaws.infra.settings import Settings, read_settings_table, resolve_settings
 from llamaws.local.environments import environment_dir
 
 from .support import ROOT, Emulator, wait_until
@@ -290,3 +290,21 @@ def test_init_on_a_terminal_asks_with_defaults(tmp_path: Path) -> None:
     assert not answers, output.decode()
     assert resolve_deployment(app).name == "asked"
     assert sorted(resolve_deployment(app).config.workflows) == ["approval"]
+
+
+def test_adopt_writes_into_a_llama_deploy_toml_where_llamaws_reads_it(tmp_path: Path) -> None:
+    app = tmp_path / "app"
+    (app / "src" / "hello").mkdir(parents=True)
+    shutil.copy(ROOT / "examples" / "hello" / "src" / "hello" / "workflows.py",
+                app / "src" / "hello" / "workflows.py")  # fmt: skip
+    config = app / "llama_deploy.toml"
+    before = (
+        'name = "toml-app"  # a comment adopt keeps\n\n[workflows]\ngreet = "hello.workflows:greet"'
+    )
+    config.write_text(before)  # no newline at the end
+    done = llamaws("init", "--adopt", str(app))
+    assert done.returncode == 0, done.stderr
+    assert config.read_text().startswith(before + "\n")
+    assert not (app / "pyproject.toml").exists()
+    table, source = read_settings_table(resolve_deployment(app))
+    assert source == config and table == ADOPT_DEFAULTS
