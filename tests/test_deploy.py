@@ -343,6 +343,11 @@ def test_logs_with_handler_shows_only_that_runs_lines(deployed: Deployment) -> N
         "second run says hi",
         "no run here",
     ]
+    as_json = deployed.llamaws("logs", "--since", "5m", "--handler", "h-two", "--json")
+    (line,) = [json.loads(line) for line in as_json.stdout.splitlines()]
+    assert line["stream"] == "2026/12/02/[$LATEST]abc" and line["timestamp_ms"] == now + 1
+    assert line["fields"]["handler_id"] == "h-two"
+    assert line["fields"]["message"] == "second run says hi"
 
 
 def test_a_second_deploy_without_changes_is_a_no_op_that_says_so(deployed: Deployment) -> None:

@@ -65,19 +65,25 @@ def _blocks(language: set[str]) -> list[tuple[str, str]]:
 
 
 def _llamaws_commands() -> list[tuple[str, list[str]]]:
-    """(doc, argv after ``llamaws``) of every ``llamaws`` line in a shell block."""
+    """(doc, argv after ``llamaws``) of every ``llamaws`` line in a shell (or unlabelled)
+    block."""
     import shlex
 
     commands = []
-    for doc, body in _blocks({"bash", "sh", "shell", "console"}):
+    for doc, body in _blocks({"bash", "sh", "shell", "console", ""}):
         for line in body.replace("\\\n", " ").splitlines():
             if "llamaws " not in line:
                 continue
-            words = shlex.split(line, comments=True)
+            try:
+                words = shlex.split(line, comments=True)
+            except ValueError:
+                if "(" not in line:
+                    raise
+                continue  # a diagram's label, e.g. `llamaws serve APP (llamaws's own …)`
             if "llamaws" not in words:
                 continue
             start = words.index("llamaws")
-            if start and words[start - 1] not in ("run", "cdk", "dev") and words[0] != "uv":
+            if start and words[start - 1] not in ("$", "run", "cdk", "dev") and words[0] != "uv":
                 continue
             # A synopsis: `[--since 10m]` is optional (shown, so parsed), `push|list` two
             # commands.
