@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from .support import ROOT
+from .support import ROOT, parse_llamaws
 
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 TOP_LEVEL = ("adapter/", "builder/", "cli/", "infra/", "local/", "tests/", "bench/",
@@ -109,28 +108,7 @@ def test_the_docs_show_commands() -> None:
 @pytest.mark.parametrize(("doc", "args"), COMMANDS, ids=[f"{d}:{' '.join(a)}" for d, a in COMMANDS])
 def test_every_llamaws_command_in_the_docs_parses(doc: str, args: list[str]) -> None:
     """The real CLI parses it: the command exists and takes those options and arguments."""
-    import typer
-
-    from llamaws.cli.main import app
-
-    command: Any = typer.main.get_command(app)
-    if args and args[0] in ("--install-completion", "--show-completion"):
-        assert any(args[0] in p.opts for p in command.params)
-        return
-    context = command.make_context("llamaws", list(args))
-
-    def rest(context: Any) -> list[str]:
-        # A group's context keeps the subcommand apart (click >= 8.2: privately).
-        protected = getattr(context, "_protected_args", None)
-        if protected is None:
-            protected = context.protected_args
-        return [*protected, *context.args]
-
-    while hasattr(command, "resolve_command") and rest(context):
-        name, command, remaining = command.resolve_command(context, rest(context))
-        context = command.make_context(name, remaining, parent=context)
-    assert not hasattr(command, "resolve_command"), f"{doc}: `llamaws {' '.join(args)}` "
-    "names a group, not a command"
+    parse_llamaws(args)
 
 
 def test_every_toml_snippet_in_the_docs_loads() -> None:

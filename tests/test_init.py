@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -23,7 +24,7 @@ from llamaws.cli.scaffold import TEMPLATES, WORKFLOW_FILE
 from llamaws.infra.settings import Settings, read_settings_table, resolve_settings
 from llamaws.local.environments import environment_dir
 
-from .support import ROOT, Emulator, wait_until
+from .support import ROOT, Emulator, parse_llamaws, wait_until
 
 WORKFLOWS = {"headless": ["greet"], "hitl": ["approval"], "ui": ["greet"]}
 
@@ -86,6 +87,16 @@ def test_template_renders_a_deployment_with_settings_and_a_valid_ci_workflow(
     assert "secrets." not in workflow_file.read_text()
     # No key is created (and printed) in CI logs.
     assert any(s.get("run") == "llamaws deploy --no-create-key" for s in deploy["steps"])
+    # Every llamaws command of the workflow parses with the real CLI.
+    commands = [
+        shlex.split(s["run"])[1:]
+        for job in (check, deploy)
+        for s in job["steps"]
+        if s.get("run", "").startswith("llamaws ")
+    ]
+    assert len(commands) == 2
+    for args in commands:
+        parse_llamaws(args)
 
 
 def test_init_refuses_to_overwrite_without_force(tmp_path: Path) -> None:
