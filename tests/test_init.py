@@ -62,7 +62,7 @@ def test_template_renders_a_deployment_with_settings_and_a_valid_ci_workflow(
 
     workflow_file = app / WORKFLOW_FILE
     checked = subprocess.run(
-        [shutil.which("check-jsonschema") or "check-jsonschema",
+        [str(Path(sys.executable).with_name("check-jsonschema")),
          "--builtin-schema", "vendor.github-workflows", str(workflow_file)],
         capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
