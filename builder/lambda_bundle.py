@@ -73,6 +73,8 @@ _ALWAYS_EXCLUDED = (".git", ".hg", ".svn", ".venv", "venv", "node_modules", "__p
                     ".llamaws", ".mypy_cache", ".pytest_cache", ".ruff_cache", "cdk.out",
                     ".DS_Store", "*.pyc", "workflows.db", "workflows.db-*", ".env", ".env.*",
                     ".emulator-*")  # fmt: skip
+_APP_ONLY = ("tests", ".github")
+"""Folders at the app's root that stay out of the bundle."""
 _TASK_ROOT = "/var/task"
 _EXEC_WRAPPER = "lambda_runtime/exec_wrapper"
 """The streaming runtime loop's ``AWS_LAMBDA_EXEC_WRAPPER`` (executable in the bundle)."""
@@ -353,6 +355,9 @@ def _app_files(deployment: Deployment) -> Iterator[tuple[str, Path]]:
     root = deployment.config_dir
     config = deployment.config
     excluded_paths = {Path(env_file).as_posix() for env_file in config.env_files}
+    # The app's own tests and CI do not run in Lambda; a top-level ``tests`` package
+    # would also shadow the one dynamodb-json installs.
+    excluded_paths.update(_APP_ONLY)
     if config.ui is not None:
         excluded_paths.add(Path(config.ui.directory).as_posix().rstrip("/"))
     for current, dirs, files in os.walk(root):

@@ -99,7 +99,7 @@ def list_keys(
     Console(highlight=False).print(grid)
 
 
-@app.command(epilog="Example:\n\n  $ llamaws keys revoke examples/hello KEY_ID")
+@app.command(epilog="Example:\n\n  $ llamaws keys revoke KEY_ID examples/hello")
 def revoke(
     ctx: typer.Context,
     key_id: Annotated[str, typer.Argument(help="The key's id (`llamaws keys list`) or the key.")],

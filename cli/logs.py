@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from .operate import AppDir, EndpointUrl, Profile, Region, Stage, errors
+
+if TYPE_CHECKING:
+    from llamaws.infra.logs import LogLine
 
 __all__ = ["logs", "register"]
 
@@ -35,6 +39,14 @@ def logs(
         str | None, typer.Option("--handler", help="Only the lines of this run (handler id).")
     ] = None,
     raw: Annotated[bool, typer.Option("--raw", help="Print the lines as stored (JSON).")] = False,
+    as_json: Annotated[
+        bool,
+        typer.Option(
+            "--json",
+            help="One JSON object a line: timestamp_ms, stream, event_id, message and the "
+            "line's own fields.",
+        ),
+    ] = False,
     endpoint_url: EndpointUrl = None,
     region: Region = None,
     profile: Profile = None,
@@ -76,10 +88,24 @@ def logs(
         printed = 0
         try:
             for line in lines:
-                print(render(line, raw=raw), flush=follow)
+                text = _json_line(line) if as_json else render(line, raw=raw)
+                print(text, flush=follow)
                 printed += 1
         except KeyboardInterrupt:
             return
     if not printed:
         which = f" of handler {handler}" if handler else ""
         print(f"No log lines{which} in {group} in the last {since}.", file=sys.stderr)
+
+
+def _json_line(line: LogLine) -> str:
+    """``--json``: the event's metadata and its message (parsed, for a structured line)."""
+    return json.dumps(
+        {
+            "timestamp_ms": line.timestamp_ms,
+            "stream": line.stream,
+            "event_id": line.event_id,
+            "message": line.message,
+            "fields": line.fields,
+        }
+    )

@@ -30,7 +30,7 @@ app = typer.Typer(
     help="Run LlamaDeploy apps in your own AWS account; develop them locally.",
     epilog=example("llamaws serve examples/hello"),
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
     context_settings=HELP_OPTIONS,
 )
@@ -247,6 +247,13 @@ __import__("llamaws.cli.deploy", fromlist=["register"]).register(app)
 __import__("llamaws.cli.status", fromlist=["register"]).register(app)
 __import__("llamaws.cli.logs", fromlist=["register"]).register(app)
 app.add_typer(__import__("llamaws.cli.secrets", fromlist=["app"]).app, name="secrets")
+app.command(
+    "init",
+    epilog=example(
+        "llamaws init approvals --template hitl --name approvals --yes",
+        "llamaws init --adopt path/to/llamactl-app",
+    ),
+)(__import__("llamaws.cli.init", fromlist=["init"]).init)
 
 
 def main() -> None:

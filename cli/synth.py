@@ -19,6 +19,7 @@ import shutil
 import sys
 import time
 from collections.abc import Mapping
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -87,12 +88,14 @@ def _synth(app_dir: Path, out: Path | None, strict: bool, overrides: dict[str, o
     from llamaws.infra.app import build_app, synthesize
     from llamaws.infra.nag import acknowledgements_in_assembly
 
-    app, stack = build_app(prepared.inputs, outdir=outdir)
-    synthesis = synthesize(app, stack)
+    with _spinner("synthesizing the stack"):
+        app, stack = build_app(prepared.inputs, outdir=outdir)
+        synthesis = synthesize(app, stack)
     resources = len(json.loads(synthesis.template.read_text())["Resources"])
     print(f"stack {synthesis.stack_name}: {_display(synthesis.template)} ({resources} resources)")
     cache = prepared.deployment.config_dir / ".llamaws" / "build" / "nag"
-    findings = _nag_findings(app, synthesis, cache)
+    with _spinner("checking it with cdk-nag"):
+        findings = _nag_findings(app, synthesis, cache)
     acknowledged = acknowledgements_in_assembly(synthesis.metadata)
     print(
         f"cdk-nag AwsSolutions: {len(findings)} unacknowledged finding(s), "
@@ -104,7 +107,8 @@ def _synth(app_dir: Path, out: Path | None, strict: bool, overrides: dict[str, o
     if strict:
         from llamaws.infra.lint import CDK_NOISE, lint_template
 
-        lint = lint_template(synthesis.template)
+        with _spinner("checking it with cfn-lint"):
+            lint = lint_template(synthesis.template)
         errors = [f for f in lint if f.is_error]
         ignored = ", ".join(sorted(CDK_NOISE))
         print(
@@ -116,6 +120,15 @@ def _synth(app_dir: Path, out: Path | None, strict: bool, overrides: dict[str, o
         problems = problems or bool(errors)
     print(f"synthesized to {_display(synthesis.outdir)} in {time.monotonic() - started:.1f} s")
     return strict and problems
+
+
+def _spinner(what: str) -> AbstractContextManager[object]:
+    """A spinner on stderr while ``what`` runs (on a terminal; nothing otherwise)."""
+    if not sys.stderr.isatty():
+        return nullcontext()
+    from rich.console import Console
+
+    return Console(stderr=True).status(f"{what}…")
 
 
 def _nag_findings(app: App, synthesis: Synthesis, cache: Path) -> list[NagFinding]:

@@ -42,6 +42,7 @@ ApiKey = Annotated[
     ),
 ]
 Token = Annotated[str, typer.Argument(help="The wait token (see `llamaws tokens list`).")]
+AsJson = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
 
 @app.command("list", epilog="Example:\n\n  $ llamaws tokens list HANDLER_ID")
@@ -49,9 +50,13 @@ def list_waits(
     handler_id: Annotated[str, typer.Argument(help="The run's handler id.")],
     url: Url = DEFAULT_URL,
     api_key: ApiKey = None,
+    as_json: AsJson = False,
 ) -> None:
     """The open waits of a run: token, waiter, expected events, deadlines (tab-separated)."""
     waits = _call("GET", f"/handlers/{handler_id}/waits", url, api_key)["waits"]
+    if as_json:
+        print(json.dumps({"waits": waits}, indent=2))
+        return
     if not waits:
         print(f"handler {handler_id} has no open wait", file=sys.stderr)
     for wait in waits:
@@ -69,8 +74,10 @@ def list_waits(
 
 
 @app.command(epilog="Example:\n\n  $ llamaws tokens describe TOKEN")
-def describe(token: Token, url: Url = DEFAULT_URL, api_key: ApiKey = None) -> None:
-    """The wait of a token, any status (JSON)."""
+def describe(
+    token: Token, url: Url = DEFAULT_URL, api_key: ApiKey = None, as_json: AsJson = False
+) -> None:
+    """The wait of a token, any status (JSON; --json is accepted for symmetry)."""
     print(json.dumps(_call("GET", f"/tokens/{token}", url, api_key), indent=2))
 
 

@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import httpx
 
@@ -117,3 +117,31 @@ class Emulator:
     def restart(self) -> None:
         self.stop()
         self.start()
+
+
+def parse_llamaws(args: list[str]) -> None:
+    """Parse ``llamaws ARGS`` with the real CLI without running it: the command exists and
+    takes those options and arguments (click's usage error otherwise)."""
+    import typer
+
+    from llamaws.cli.main import app
+
+    command: Any = typer.main.get_command(app)
+    if args and args[0] in ("--install-completion", "--show-completion"):
+        assert any(args[0] in p.opts for p in command.params)
+        return
+
+    def rest(context: Any) -> list[str]:
+        # A group's context keeps the subcommand apart (click >= 8.2: privately).
+        protected = getattr(context, "_protected_args", None)
+        if protected is None:
+            protected = context.protected_args
+        return [*protected, *context.args]
+
+    context = command.make_context("llamaws", list(args))
+    while hasattr(command, "resolve_command") and rest(context):
+        name, command, remaining = command.resolve_command(context, rest(context))
+        context = command.make_context(name, remaining, parent=context)
+    assert not hasattr(command, "resolve_command"), (
+        f"`llamaws {' '.join(args)}` names a group, not a command"
+    )

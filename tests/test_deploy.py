@@ -27,12 +27,14 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+import httpx
 import pytest
 
 from llamaws.infra.cdk_cli import CDK_CLI_VERSION
 from llamaws.local.engine import LocalEngine, start_local_engine
 
 from .engines import AWS_TEST_ENV
+from .iam_check import allowed, calls, policy_documents
 from .support import ROOT
 from .ui_support import ui_app_copy
 
@@ -57,6 +59,8 @@ class Deployment:
     cache: Path
     bootstrap: subprocess.CompletedProcess[str]
     first: subprocess.CompletedProcess[str]
+    recording: str = ""
+    """Every AWS request of the first deploy, as moto's recorder wrote them."""
 
     @property
     def endpoint(self) -> str:
@@ -122,15 +126,21 @@ def deployed(
     (app / "pyproject.toml").write_text(
         text.replace("[tool.llamadeploy]\n", '[tool.llamadeploy]\nenv_files = [".env"]\n', 1)
     )
-    engine = start_local_engine()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MOTO_RECORDER_FILEPATH", str(root / "moto-recording.jsonl"))
+        engine = start_local_engine()
     cache = root / "cache"
     env = cli_environment(cache)
     try:
         bootstrap = run_llamaws(env, "bootstrap", str(app), "--endpoint-url", engine.endpoint)
+        recorder = f"{engine.endpoint}/moto-api/recorder"
+        httpx.post(f"{recorder}/start-recording", timeout=10).raise_for_status()
         first = run_llamaws(env, "deploy", str(app), "--endpoint-url", engine.endpoint,
                             "--setting", CUSTOMIZER, "--no-install")  # fmt: skip
+        httpx.post(f"{recorder}/stop-recording", timeout=10).raise_for_status()
+        recording = httpx.get(f"{recorder}/download-recording", timeout=30).text
         print(transcript(bootstrap), transcript(first), sep="\n")
-        yield Deployment(app, engine, env, cache, bootstrap, first)
+        yield Deployment(app, engine, env, cache, bootstrap, first, recording)
     finally:
         engine.stop()
 
@@ -167,6 +177,30 @@ def test_first_deploy_shows_each_phase_and_prints_urls_a_key_and_a_curl(
     assert key.startswith("llamaws_")
     curl = f'  Try:   curl -H "Authorization: Bearer {key}" https://moto.invalid/deployments/ui-app/workflows'
     assert curl in lines
+
+
+def test_the_deploy_role_policy_of_the_docs_covers_every_request_of_a_deploy(
+    deployed: Deployment,
+) -> None:
+    """docs/ci.md's least permissions: what llamaws deploy calls with the role's own
+    credentials is allowed by the policy; the rest goes through the CDK bootstrap's roles
+    (the CDK CLI assumes them: CloudFormation changes, asset uploads)."""
+    _, policy = policy_documents((ROOT / "docs" / "ci.md").read_text())
+    recorded = calls(deployed.recording)
+    own = [c for c in recorded if c.access_key == AWS_TEST_ENV["AWS_ACCESS_KEY_ID"]]
+    assumed = [c for c in own if c.action == "sts:AssumeRole"]
+    assert assumed, "the CDK CLI assumed none of the bootstrap roles"
+    assert all(":role/cdk-hnb659fds-" in c.resource for c in assumed)
+    needs_no_permission = {"sts:GetCallerIdentity"}
+    refused = sorted(
+        {f"{c.action} on {c.resource}" for c in own
+         if c.action not in needs_no_permission and not allowed(c, policy)}
+    )  # fmt: skip
+    assert not refused, f"docs/ci.md's policy does not allow: {refused}"
+    # The role's own calls include the UI upload, the deploy record and the first key.
+    actions = {c.action for c in own}
+    assert {"s3:PutObject", "ssm:PutParameter", "dynamodb:PutItem"} <= actions, actions
+    assert len({c.access_key for c in recorded}) > 1  # and the CDK roles did the rest
 
 
 def test_outputs_name_the_resources_the_stack_created(deployed: Deployment) -> None:
@@ -309,6 +343,11 @@ def test_logs_with_handler_shows_only_that_runs_lines(deployed: Deployment) -> N
         "second run says hi",
         "no run here",
     ]
+    as_json = deployed.llamaws("logs", "--since", "5m", "--handler", "h-two", "--json")
+    (line,) = [json.loads(line) for line in as_json.stdout.splitlines()]
+    assert line["stream"] == "2026/12/02/[$LATEST]abc" and line["timestamp_ms"] == now + 1
+    assert line["fields"]["handler_id"] == "h-two"
+    assert line["fields"]["message"] == "second run says hi"
 
 
 def test_a_second_deploy_without_changes_is_a_no_op_that_says_so(deployed: Deployment) -> None:

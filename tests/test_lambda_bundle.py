@@ -64,6 +64,10 @@ def hitl_app(work: Path) -> Path:
     (app / "node_modules" / "left-pad").mkdir(parents=True)
     (app / "node_modules" / "left-pad" / "index.js").write_text("//\n")
     (app / "workflows.db").write_bytes(b"sqlite")
+    (app / "tests").mkdir()
+    (app / "tests" / "test_app_own.py").write_text("def test_it() -> None: ...\n")
+    (app / ".github" / "workflows").mkdir(parents=True)
+    (app / ".github" / "workflows" / "llamaws.yml").write_text("name: llamaws\n")
     text = (app / "pyproject.toml").read_text()
     (app / "pyproject.toml").write_text(
         text.replace(
@@ -116,10 +120,14 @@ def test_app_is_laid_out_at_the_task_root_with_the_handler_beside_it(bundle: Bun
     assert (wrapper.external_attr >> 16) & 0o777 == 0o755
 
 
-def test_env_files_databases_and_node_modules_stay_out(bundle: Bundle) -> None:
+def test_env_files_databases_node_modules_and_the_apps_tests_stay_out(bundle: Bundle) -> None:
     names = zipfile.ZipFile(bundle.zip_path).namelist()
     assert not [n for n in names if n.startswith(("node_modules/", ".env", "workflows.db"))]
     assert not [n for n in names if n.startswith(".llamaws/")]
+    # The app's own tests and CI stay out (a `tests` package there would shadow the one
+    # dynamodb-json installs at the top level).
+    assert "tests/test_app_own.py" not in names
+    assert not [n for n in names if n.startswith(".github/")]
     for name in names:
         data = zipfile.ZipFile(bundle.zip_path).read(name) if name.endswith(".txt") else b""
         assert SECRET.encode() not in data

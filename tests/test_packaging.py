@@ -67,6 +67,26 @@ def test_wheel_holds_only_the_llamaws_package(wheel: Path) -> None:
     assert "llamaws/local/debugger/static/index.html" in names
     assert {"llamaws/builder/pins/lambda.txt", "llamaws/builder/pins/local.txt"} <= set(names)
     assert "llamaws/builder/templates/cloudfront_function.js.j2" in names
+    # llamaws init's project templates, dot-less folders and files included.
+    templates = {
+        "llamaws/cli/" + path.relative_to(ROOT / "cli").as_posix()
+        for path in (ROOT / "cli" / "templates").rglob("*")
+        if path.is_file() and "__pycache__" not in path.parts
+    }
+    assert "llamaws/cli/templates/init/common/_github/workflows/llamaws.yml.j2" in templates
+    assert templates <= set(names), sorted(templates - set(names))
+
+
+def test_the_installed_init_writes_every_template(venv: Path, tmp_path: Path) -> None:
+    for template in ("headless", "hitl", "ui"):
+        subprocess.run(
+            [str(venv / "bin" / "llamaws"), "init", template, "-t", template, "-n", template,
+             "-y"],
+            cwd=tmp_path, check=True, capture_output=True, env=_clean_env(),
+        )  # fmt: skip
+        assert (tmp_path / template / ".github" / "workflows" / "llamaws.yml").is_file()
+        assert (tmp_path / template / ".gitignore").is_file()
+    assert (tmp_path / "ui" / "ui" / "src" / "main.jsx").is_file()
 
 
 def test_installed_llamaws_exposes_no_generic_top_level_names(venv: Path, tmp_path: Path) -> None:

@@ -131,6 +131,10 @@ def test_the_installed_command_lists_waits_through_a_deployment_url(hitl: Emulat
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("wt1.") and "waiter=request" in done.stdout
+    code, out, _ = tokens(hitl, "list", handler_id, "--json")
+    assert code == 0
+    (wait,) = json.loads(out)["waits"]
+    assert wait["token"] == done.stdout.split("\t")[0] and wait["waiter_id"] == "request"
 
 
 async def test_the_official_client_streams_a_run_with_a_token_and_answers_it(
