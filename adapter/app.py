@@ -24,6 +24,7 @@ from workflows.runtime.types.plugin import Runtime
 from .config import Deployment
 from .delivery import use_awaited_delivery
 from .handler_ids import use_unique_handler_ids
+from .handler_pages import handlers_route
 from .http_errors import exception_handlers
 from .input_guard import MAX_REQUEST_BYTES, InputGuard
 from .loader import LoadedWorkflow
@@ -94,6 +95,8 @@ def create_app(
     use_awaited_delivery(server)
     use_unique_handler_ids(server)
     waits.attach(server)
+    # Inside the server's own app, ahead of its listing: same CORS and input guard.
+    server.app.router.routes.insert(0, handlers_route(store, ""))
     for item in workflows:
         server.add_workflow(item.name, item.workflow, additional_events=item.additional_events)
 

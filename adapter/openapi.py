@@ -13,6 +13,8 @@ keeps its paths and descriptions and
   the ``{"detail": ...}`` error shape, and the 500 a failed run's handler comes with;
 - pins path and query parameters to what is accepted: served workflow names,
   the handler-id pattern, ``after_sequence`` bounds;
+- documents the paging of ``GET /handlers`` (``limit``, ``page_token``,
+  ``next_page_token``; see ``adapter/handler_pages.py``);
 - points ``servers`` at the deployment's base path.
 """
 
@@ -23,6 +25,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from .handler_ids import HANDLER_ID_PATTERN, MAX_HANDLER_ID_LENGTH
+from .handler_pages import DEFAULT_LIMIT, MAX_LIMIT
 from .input_guard import MAX_SEQUENCE
 
 __all__ = ["served_openapi"]
@@ -127,7 +130,7 @@ RESPONSES: dict[tuple[str, str], dict[str, dict[str, Any]]] = {
             "The server is not started",
         )
     },
-    ("/handlers", "get"): {"400": _error("Invalid status filter")},
+    ("/handlers", "get"): {"400": _error("Invalid status filter, limit or page_token")},
     ("/handlers/{handler_id}", "get"): {
         "200": _json(_HANDLER_REF, "The run completed"),
         "202": _json(_HANDLER_REF, "The run is still running"),
@@ -153,11 +156,24 @@ def served_openapi(
     for field in ("types", "qualified_name"):  # null in the wire format (e.g. a result's types)
         if isinstance(envelope.get(field), dict):
             envelope[field]["nullable"] = True
+    listing = components.get("HandlersList", {}).get("properties")
+    if isinstance(listing, dict):
+        listing["next_page_token"] = {
+            "type": "string",
+            "description": "Present when more handlers follow: pass it as page_token to get "
+            "the next page (with the same status and workflow_name).",
+        }
     names = sorted(workflow_names)
     for path, operations in document.get("paths", {}).items():
         for method, operation in operations.items():
             if method == "get":
                 operation.pop("requestBody", None)
+            if (path, method) == ("/handlers", "get"):
+                operation["parameters"] = [
+                    p
+                    for p in operation.get("parameters", [])
+                    if p.get("name") not in ("limit", "page_token")
+                ] + _PAGE_PARAMETERS
             for parameter in operation.get("parameters", []):
                 _pin_parameter(parameter, names)
             body = (
@@ -177,6 +193,25 @@ def served_openapi(
             responses.update(copy.deepcopy(RESPONSES.get((path, method), {})))
             operation["responses"] = dict(sorted(responses.items()))
     return document
+
+
+_PAGE_PARAMETERS: list[dict[str, Any]] = [
+    {
+        "in": "query",
+        "name": "limit",
+        "required": False,
+        "schema": {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": DEFAULT_LIMIT},
+        "description": f"Handlers per page (default {DEFAULT_LIMIT}; a page also ends before "
+        "5 MB of JSON). Clients that send no limit get the first page.",
+    },
+    {
+        "in": "query",
+        "name": "page_token",
+        "required": False,
+        "schema": {"type": "string"},
+        "description": "The next_page_token of the previous page, unchanged.",
+    },
+]
 
 
 def _handler_id_schema() -> dict[str, Any]:

@@ -40,7 +40,7 @@ from workflows.runtime.types.plugin import (
 from workflows.workflow import Workflow
 
 from .idle_release import IdleReleaseDecorator
-from .upstream import PersistenceDecorator
+from .snapshots import SnapshotPersistence
 
 __all__ = ["RetainRunsDecorator", "durable_runtime"]
 
@@ -102,7 +102,7 @@ class RetainRunsDecorator(BaseRuntimeDecorator):
 
 def durable_runtime(store: AbstractWorkflowStore, *, idle_timeout: float = 60.0) -> Runtime:
     """The server's durable stack: llamaws's idle release over a run-retaining runtime."""
-    persisted = PersistenceDecorator(
+    persisted = SnapshotPersistence(
         RetainRunsDecorator(BasicRuntime()),
         store=store,
         # Resume what was running before this start, however recently it started, and

@@ -11,11 +11,13 @@ nothing else.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from llama_agents.server._runtime.persistence_runtime import (
     PersistenceDecorator,
+    ReplayedContext,
     TickPersistenceDecorator,
     handler_status_from_exit_command,
 )
@@ -25,6 +27,7 @@ from llama_agents.server._service import (
     HandlerCompletedError,
     HandlerNotFoundError,
     _WorkflowService,
+    handler_data_from_persistent,
 )
 from llama_agents.server._store.abstract_workflow_store import (
     StoredEvent,
@@ -40,7 +43,7 @@ from workflows.utils import _nanoid
 
 if TYPE_CHECKING:
     from llama_agents.client.protocol import HandlerData
-    from llama_agents.server import WorkflowServer
+    from llama_agents.server import PersistentHandler, SqliteWorkflowStore, WorkflowServer
     from workflows import Workflow
     from workflows.decorators import StepConfig
     from workflows.events import Event
@@ -52,6 +55,8 @@ __all__ = [
     "HandlerCompletedError",
     "HandlerNotFoundError",
     "PersistenceDecorator",
+    "Replay",
+    "ReplayedContext",
     "StartWorkflow",
     "StoredEvent",
     "StoredTick",
@@ -60,14 +65,18 @@ __all__ = [
     "decode_persistent_handler",
     "event_matches",
     "external_adapter",
+    "handler_data_from_persistent",
     "handler_status_from_exit_command",
     "install_wait_end_hook",
     "is_terminal_status",
     "new_id",
     "override_service",
+    "replay_journal",
     "served_workflow",
     "served_workflow_names",
     "service_of",
+    "sqlite_delete_runs",
+    "sqlite_handler_page",
     "step_configs",
     "stream_workflow_ticks",
     "validate_step_message",
@@ -142,6 +151,155 @@ def workflow_steps(workflow: Workflow) -> dict[str, Callable[..., Any]]:
 def validate_step_message(workflow: Workflow, step: str, event: Event) -> None:
     """Raise when ``step`` does not exist or does not accept ``event``'s type."""
     workflow._validate_valid_step_message(step, event)
+
+
+async def sqlite_handler_page(
+    store: SqliteWorkflowStore, filters: Any, after: Any, limit: int
+) -> list[PersistentHandler]:
+    """One page of the listing from the reference SQLite store, keyset-paged.
+
+    ``filters`` / ``after`` are ``adapter.handler_pages.HandlerFilter`` / ``Position``.
+    Uses the store's ``handlers`` table, ``_connect`` and ``_row_to_persistent_handler``
+    (llama-agents-server 0.8.0): the order is status (running, completed, failed,
+    cancelled), then ``workflow_name || '#' || handler_id``, as on DynamoDB.
+    """
+    import asyncio
+
+    rank = (
+        "CASE status WHEN 'running' THEN 0 WHEN 'completed' THEN 1 "
+        "WHEN 'failed' THEN 2 WHEN 'cancelled' THEN 3 ELSE 4 END"
+    )
+    sort = "(workflow_name || '#' || handler_id)"
+    clauses: list[str] = []
+    params: list[Any] = []
+    for column, values in (("status", filters.statuses), ("workflow_name", filters.workflow_names)):
+        if values is not None:
+            if not values:
+                return []
+            clauses.append(f"{column} IN ({','.join('?' * len(values))})")
+            params.extend(values)
+    if after is not None:
+        from .handler_pages import order_key
+
+        after_rank, after_sort = order_key(after.status, after.workflow_name, after.handler_id)
+        clauses.append(f"({rank} > ? OR ({rank} = ? AND {sort} > ?))")
+        params.extend([after_rank, after_rank, after_sort])
+    sql = (
+        "SELECT handler_id, workflow_name, status, run_id, error, result, started_at, "
+        "updated_at, completed_at, idle_since FROM handlers"
+        + (f" WHERE {' AND '.join(clauses)}" if clauses else "")
+        + f" ORDER BY {rank}, {sort} LIMIT ?"
+    )
+    params.append(limit)
+
+    def read() -> list[PersistentHandler]:
+        with store._connect() as conn:
+            rows = conn.execute(sql, tuple(params)).fetchall()
+        return [store._row_to_persistent_handler(row) for row in rows]
+
+    return await asyncio.to_thread(read)
+
+
+@dataclass
+class Replay:
+    """A run rebuilt from a snapshot and the ticks after it."""
+
+    replayed: ReplayedContext
+    state: dict[str, Any]
+    """The rebuilt context, serialized: what a snapshot keeps."""
+    last_sequence: int | None
+    """The last tick applied (None: none after the snapshot)."""
+    ticks: int
+    """How many ticks were applied."""
+
+
+async def replay_journal(
+    workflow: Workflow,
+    run_id: str,
+    snapshot: dict[str, Any] | None,
+    ticks: AsyncIterator[StoredTick],
+) -> Replay | None:
+    """``TickPersistenceDecorator.context_from_ticks`` (0.8.0), starting from ``snapshot``.
+
+    As upstream: the ticks are decoded with the workflow's serializer, folded with
+    ``replay_ticks_stream`` (with the run id: it seeds retry jitter) and the state
+    is serialized into a fresh ``Context``. The start state is the snapshot's (a
+    ``BrokerState`` from the serialized context) instead of an empty one. None when
+    there is neither a snapshot nor a tick.
+    """
+    from workflows import Context
+    from workflows.context.context_types import SerializedContext
+    from workflows.runtime.control_loop import replay_ticks_stream
+    from workflows.runtime.types.internal_state import BrokerState
+    from workflows.runtime.types.ticks import WorkflowTickAdapter
+
+    serializer = workflow.runtime.get_serializer(workflow)
+    last: list[int] = []
+
+    async def decoded() -> AsyncIterator[Any]:
+        async for stored in ticks:
+            with serializer.validation_context():
+                data = stored.tick_data
+                value = (
+                    serializer.deserialize(data["serialized_tick"])
+                    if "serialized_tick" in data
+                    else data
+                )
+                tick = WorkflowTickAdapter.validate_python(value)
+            last.append(stored.sequence)
+            yield tick
+
+    stream = decoded()
+    try:
+        first = await stream.__anext__()
+    except StopAsyncIteration:
+        first = None
+    if first is None and snapshot is None:
+        return None
+    if snapshot is not None:
+        parsed = SerializedContext.from_dict_auto(snapshot, serializer)
+        state = BrokerState.from_serialized(parsed, workflow, serializer)
+    else:
+        state = BrokerState.from_workflow(workflow)
+    exit_command = None
+    if first is not None:
+
+        async def with_first() -> AsyncIterator[Any]:
+            yield first
+            async for tick in stream:
+                yield tick
+
+        result = await replay_ticks_stream(state, with_first(), run_id=run_id)
+        state, exit_command = result.state, result.exit_command
+    serialized = state.to_serialized(serializer).model_dump(mode="json")
+    context = Context.from_dict(workflow=workflow, data=serialized, serializer=serializer)
+    return Replay(
+        ReplayedContext(context=context, exit_command=exit_command),
+        serialized,
+        last[-1] if last else None,
+        len(last),
+    )
+
+
+async def sqlite_delete_runs(store: SqliteWorkflowStore, run_ids: list[str]) -> None:
+    """Delete the runs' rows the reference SQLite store's ``delete`` leaves behind.
+
+    Tables of llama-agents-server 0.8.0's schema: ``events``, ``ticks`` and
+    ``workflow_state`` (keyed by ``run_id``), through the store's ``_connect``.
+    """
+    import asyncio
+
+    if not run_ids:
+        return
+    marks = ",".join("?" * len(run_ids))
+
+    def delete() -> None:
+        with store._connect() as conn:
+            for table in ("events", "ticks", "workflow_state"):
+                conn.execute(f"DELETE FROM {table} WHERE run_id IN ({marks})", tuple(run_ids))
+            conn.commit()
+
+    await asyncio.to_thread(delete)
 
 
 def new_id() -> str:

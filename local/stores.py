@@ -46,7 +46,7 @@ def open_store(
     the spill bucket are created when missing; against AWS they must exist (``llamaws
     dynamodb create-table`` or the deployment stack).
     """
-    from llama_agents.server import MemoryWorkflowStore, SqliteWorkflowStore
+    from llama_agents.server import MemoryWorkflowStore
 
     if persistence == "memory":
         return MemoryWorkflowStore()
@@ -57,7 +57,9 @@ def open_store(
         db_path = db_path / DEFAULT_DB_NAME
     db_path.parent.mkdir(parents=True, exist_ok=True)
     # The server reads the event log from the store; poll it often locally.
-    return SqliteWorkflowStore(str(db_path), poll_interval=0.2)
+    from llamaws.adapter.sqlite_store import PurgingSqliteStore
+
+    return PurgingSqliteStore(str(db_path), poll_interval=0.2)
 
 
 def _open_dynamodb(options: DynamoOptions, deployment_name: str) -> AbstractWorkflowStore:

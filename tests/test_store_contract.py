@@ -396,3 +396,85 @@ async def test_delete_also_removes_the_runs_events_ticks_and_state(
     assert await store.get_ticks("r3") == []
     store._state_store_cache.clear()
     assert await store.create_state_store("r3").get("k", default=None) is None
+
+
+async def test_purge_leaves_nothing_of_the_handler_in_the_table(
+    moto_server: MotoServer, dynamo_table_name: str
+) -> None:
+    from llamaws.adapter.lambda_runtime.coordination import Coordination, InboxEntry
+    from llamaws.adapter.store.table import wait_due_key, wait_key
+
+    store = dynamo_store(moto_server, dynamo_table_name)
+    await seed_handlers(store)
+    for run_id in ("r3", "r4"):
+        for i in range(30):  # more than one batch of 25
+            await store.append_event(run_id, envelope(Note(text=f"e{i}")))
+            await store.append_tick(run_id, {"n": i})
+        await store.create_state_store(run_id).set("k", "v")
+    coordination = Coordination(store.table, owner="container-1")
+    for handler_id in ("h3", "h4"):
+        assert await coordination.acquire(handler_id)
+        await coordination.post(handler_id, InboxEntry("event", event={"x": 1}))
+        await store.table.put(
+            {**wait_key(handler_id, "s3cret"), **wait_due_key(10**12, "tok"), "status": "open"},
+            payload=(),
+        )
+    await store.table.put({"PK": run_key("r3"), "SK": "C#0000000010", "data": "{}"}, payload=())
+
+    assert await store.delete(HandlerQuery(handler_id_in=["h3"])) == 1
+
+    def scan() -> list[dict[str, Any]]:
+        client = store.table.client
+        pages = client.get_paginator("scan").paginate(TableName=dynamo_table_name)
+        return [store.table.unmarshal(item) for page in pages for item in page["Items"]]
+
+    items = await asyncio.to_thread(scan)
+    assert not [i for i in items if i["PK"] in ("H#h3", run_key("r3"))]
+    assert not [i for i in items if "h3" in str(i.get("handler_id", ""))]
+    kept = {i["PK"] for i in items}
+    assert {"H#h4", run_key("r4")} <= kept, "another handler's items stay"
+    assert len([i for i in items if i["PK"] == "H#h4"]) == 4  # handler, lease, inbox, token
+
+
+async def test_sqlite_purge_leaves_no_row_of_the_handler(tmp_path: Path) -> None:
+    import sqlite3
+
+    from llamaws.adapter.sqlite_store import PurgingSqliteStore
+    from llamaws.adapter.waits.stores import SqliteTokenStore
+
+    db = tmp_path / "workflows.db"
+    store = PurgingSqliteStore(str(db))
+    SqliteTokenStore(str(db))  # its table, as the emulator creates it
+    await seed_handlers(store)
+    for run_id in ("r3", "r4"):
+        await store.append_event(run_id, envelope(Note(text="e")))
+        await store.append_tick(run_id, {"n": 1})
+        await store.create_state_store(run_id).set("k", "v")
+    with sqlite3.connect(db) as conn:
+        columns = [row[1] for row in conn.execute("PRAGMA table_info(llamaws_wait_tokens)")]
+        for handler_id, run_id in (("h3", "r3"), ("h4", "r4")):
+            row = {c: 0 for c in columns} | {
+                "token": f"t-{handler_id}",
+                "handler_id": handler_id,
+                "run_id": run_id,
+                "status": "open",
+            }
+            conn.execute(
+                f"INSERT INTO llamaws_wait_tokens ({','.join(row)}) "
+                f"VALUES ({','.join('?' * len(row))})",
+                tuple(row.values()),
+            )
+
+    assert await store.delete(HandlerQuery(handler_id_in=["h3"])) == 1
+
+    with sqlite3.connect(db) as conn:
+        tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+        left = {
+            table: conn.execute(f"SELECT * FROM {table}").fetchall()
+            for table in tables
+            if table != "schema_migrations"
+        }
+    assert not [
+        (table, row) for table, rows in left.items() for row in rows if {"h3", "r3"} & set(row)
+    ]
+    assert any("r4" in row for row in left["ticks"]) and any("h4" in r for r in left["handlers"])

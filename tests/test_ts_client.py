@@ -59,6 +59,9 @@ def test_official_ts_client_runs_hitl_and_sync_workflows_unchanged(
     }
     assert report["started"] == {"workflow": "ask", "status": "running"}
     assert report["listedRunning"] is True
+    paged = report["paged"]
+    assert len(paged["ids"]) >= 2, "one handler per page, more than one page"
+    assert paged["ids"] == paged["whole"] and len(set(paged["ids"])) == len(paged["ids"])
     # The run's wait token is announced first; the client passes it by.
     assert report["seenBeforePrompt"][-2:] == ["WaitTokenIssued", "PromptEvent"]
     assert report["prompt"] == {

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from pathlib import Path
 
 import httpx
 import pytest
@@ -291,3 +292,86 @@ def test_handler_not_found_error_is_the_servers() -> None:
     from llama_agents.server._service import HandlerNotFoundError
 
     assert upstream.HandlerNotFoundError is HandlerNotFoundError
+
+
+def test_handler_data_from_persistent_is_the_listing_wire_format() -> None:
+    from llama_agents.server import PersistentHandler
+
+    started = datetime(2026, 1, 2, tzinfo=UTC)
+    data = upstream.handler_data_from_persistent(
+        PersistentHandler(
+            handler_id="h1",
+            workflow_name="ask",
+            status="completed",
+            started_at=started,
+            result=StopEvent(result="blue"),
+        )
+    ).model_dump(mode="json")
+    assert data["handler_id"] == "h1" and data["started_at"] == started.isoformat()
+    assert data["result"]["value"]["result"] == "blue"
+
+
+async def test_sqlite_handler_page_reads_the_handlers_table_in_listing_order(
+    tmp_path: Path,
+) -> None:
+    from llama_agents.server import PersistentHandler, SqliteWorkflowStore
+
+    from llamaws.adapter.handler_pages import HandlerFilter, Position
+
+    store = SqliteWorkflowStore(str(tmp_path / "workflows.db"))
+    for handler_id, workflow, status in [
+        ("b", "w", "completed"),
+        ("a", "w", "running"),
+        ("c", "v", "running"),
+    ]:
+        await store.update(
+            PersistentHandler(handler_id=handler_id, workflow_name=workflow, status=status)  # type: ignore[arg-type]
+        )
+    everything = HandlerFilter.of(None, None)
+    first = await upstream.sqlite_handler_page(store, everything, None, 2)
+    assert [h.handler_id for h in first] == ["c", "a"]
+    rest = await upstream.sqlite_handler_page(store, everything, Position.of(first[-1]), 10)
+    assert [h.handler_id for h in rest] == ["b"]
+
+
+async def test_replay_journal_rebuilds_what_context_from_ticks_rebuilds(
+    running: tuple[WorkflowServer, httpx.AsyncClient],
+) -> None:
+    from llama_agents.server import MemoryWorkflowStore
+
+    server, client = running
+    handler = await start_waiting_run(client, server)
+    store = STORES[id(server)]
+    workflow = upstream.served_workflow(server, "ask")
+    assert workflow is not None
+    theirs = await upstream.TickPersistenceDecorator(
+        upstream.runtime_of(server), store
+    ).context_from_ticks(workflow, handler["run_id"])
+    ours = await upstream.replay_journal(
+        workflow, handler["run_id"], None, store.stream_ticks(handler["run_id"])
+    )
+    assert theirs is not None and ours is not None and ours.ticks > 0
+    assert ours.replayed.context.to_dict() == theirs.context.to_dict()
+    again = await upstream.replay_journal(workflow, handler["run_id"], ours.state, _no_ticks())
+    assert again is not None and again.ticks == 0 and again.state == ours.state
+    assert await upstream.replay_journal(workflow, "nothing", None, _no_ticks()) is None
+    assert isinstance(store, MemoryWorkflowStore)
+
+
+async def _no_ticks() -> AsyncIterator[upstream.StoredTick]:
+    return
+    yield
+
+
+async def test_sqlite_delete_runs_removes_events_ticks_and_state(tmp_path: Path) -> None:
+    from llama_agents.server import SqliteWorkflowStore
+
+    store = SqliteWorkflowStore(str(tmp_path / "workflows.db"))
+    for run_id in ("gone", "kept"):
+        await store.append_tick(run_id, {"n": 1})
+        await store.create_state_store(run_id).set("k", "v")
+    await upstream.sqlite_delete_runs(store, ["gone"])
+    assert await store.get_ticks("gone") == [] and len(await store.get_ticks("kept")) == 1
+    fresh = SqliteWorkflowStore(str(tmp_path / "workflows.db"))
+    assert await fresh.create_state_store("gone").get("k", default=None) is None
+    assert await fresh.create_state_store("kept").get("k") == "v"

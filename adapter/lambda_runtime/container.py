@@ -86,6 +86,9 @@ class ContainerSettings:
     """Streamed responses: an idle event stream gets a heartbeat this often."""
     event_poll_seconds: float = 0.1
     """An open event stream looks for new events in the table at least this often."""
+    snapshot_every: int = 32
+    """A run's context is snapshotted once this many ticks piled up (0: never; see
+    ``adapter/snapshots.py``)."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> ContainerSettings:
@@ -110,6 +113,7 @@ class ContainerSettings:
             stream_seconds=float(environ.get("LLAMAWS_STREAM_SECONDS", "120")),
             heartbeat_seconds=float(environ.get("LLAMAWS_HEARTBEAT_SECONDS", "10")),
             event_poll_seconds=float(environ.get("LLAMAWS_EVENT_POLL_SECONDS", "0.1")),
+            snapshot_every=int(environ.get("LLAMAWS_SNAPSHOT_EVERY", "32")),
         )
 
 
@@ -123,9 +127,10 @@ class Container:
         from ..app import HEALTH_PATHS, create_app
         from ..loader import load_workflows
         from ..runtime_stack import RetainRunsDecorator
+        from ..snapshots import SnapshotTickPersistence
         from ..store import DynamoSettings, DynamoWorkflowStore
-        from ..upstream import TickPersistenceDecorator, service_of
-        from .coordination import Coordination
+        from ..upstream import service_of
+        from .coordination import Coordination, MarkingInvoker
         from .driver import RunDriver
         from .http import LambdaHttp, use_inbox_delivery
         from .quiescence import QuiescenceDecorator
@@ -160,7 +165,8 @@ class Container:
         if settings.create_table:
             store.create_resources()
         self.retain = RetainRunsDecorator(BasicRuntime())
-        persistence = TickPersistenceDecorator(self.retain, store=store)
+        persistence = SnapshotTickPersistence(self.retain, store=store)
+        persistence.snapshot_every = settings.snapshot_every
         quiescence = QuiescenceDecorator(persistence, store)
         self.app = create_app(
             deployment,
@@ -176,6 +182,7 @@ class Container:
             owner=f"{os.environ.get('AWS_LAMBDA_LOG_STREAM_NAME', 'local')}/{uuid.uuid4().hex}",
             lease_seconds=settings.lease_seconds,
         )
+        invoker = MarkingInvoker(invoker, coordination)  # a lost continue: swept when due
         self.driver = RunDriver(
             server=server,
             store=store,

@@ -10,6 +10,13 @@ does not drive (a posted event, a cancel). The driver delivers entries and delet
 them once the run has journaled them. No entry is stranded: a poster writes its
 entry *then* asks for a driver; a driver releases its lease *then* looks at the
 inbox, so one of the two always sees the other.
+
+**Due mark** (``H#<handler_id>`` / ``DUE``, indexed in ``GSI1`` under ``RUN#DUE`` by
+time): written whenever a run is handed to a driver that may never come (a
+``continue`` invocation is queued, a run starts in an invocation that may die), due
+when that driver should have taken over; removed by a driver that leaves the run
+quiet (finished, or idle with an empty inbox). The sweep reads only the marks due
+now, so its cost follows what needs attention, not how many runs wait.
 """
 
 from __future__ import annotations
@@ -22,9 +29,20 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from ..store.client import ConditionFailed, TableClient
-from ..store.table import INBOX, PK, SK, TTL_ATTRIBUTE, inbox_key, lease_key
+from ..store.table import (
+    GSI1,
+    INBOX,
+    PK,
+    RUNS_DUE,
+    SK,
+    TTL_ATTRIBUTE,
+    inbox_key,
+    lease_key,
+    run_due_key,
+    run_due_mark_key,
+)
 
-__all__ = ["Coordination", "InboxEntry", "Lease"]
+__all__ = ["Coordination", "InboxEntry", "Lease", "MarkingInvoker"]
 
 _DAY = 86_400
 
@@ -159,6 +177,58 @@ class Coordination:
         """Remove delivered entries."""
         if entries:
             await self.table.batch_delete([inbox_key(handler_id, e.entry_id) for e in entries])
+
+    # -- due marks ----------------------------------------------------------------------
+
+    async def mark_due(self, handler_id: str, after_ms: int | None = None) -> None:
+        """Look at the run again ``after_ms`` from now (default: one lease length)."""
+        due = _now_ms() + (self.lease_ms if after_ms is None else after_ms)
+        item = {
+            **run_due_mark_key(handler_id),
+            **run_due_key(due, handler_id),
+            "handler_id": handler_id,
+            "due_ms": due,
+            TTL_ATTRIBUTE: due // 1000 + 30 * _DAY,
+        }
+        await self.table.call(
+            "put_item", TableName=self.table.table_name, Item=self.table.marshal(item)
+        )
+
+    async def clear_due(self, handler_id: str) -> None:
+        """The run needs no look: it is finished, or quiet with nothing in its inbox."""
+        await self.table.call(
+            "delete_item",
+            TableName=self.table.table_name,
+            Key=self.table.marshal(run_due_mark_key(handler_id)),
+        )
+
+    async def due(self, now_ms: int | None = None, limit: int = 1000) -> list[str]:
+        """Handler ids whose mark is due (1 Query on ``GSI1``, earliest first)."""
+        now = _now_ms() if now_ms is None else now_ms
+        items = await self.table.query(
+            IndexName=GSI1,
+            KeyConditionExpression="GSI1PK = :pk AND GSI1SK < :now",
+            ExpressionAttributeValues=self.table.marshal(
+                {":pk": RUNS_DUE, ":now": f"{now + 1:015d}"}
+            ),
+            Limit=limit,
+        )
+        return list(dict.fromkeys(str(item["handler_id"]) for item in items))
+
+
+@dataclass
+class MarkingInvoker:
+    """An invoker that marks a run due before queuing its ``continue``: if that
+    invocation never runs, the sweep finds the run once the mark is due."""
+
+    invoker: Any
+    coordination: Coordination
+
+    async def invoke_async(self, payload: Any) -> None:
+        body = payload.get("llamaws") if hasattr(payload, "get") else None
+        if isinstance(body, dict) and body.get("kind") == "continue":
+            await self.coordination.mark_due(str(body["handler_id"]))
+        await self.invoker.invoke_async(payload)
 
 
 def _now_ms() -> int:

@@ -7,8 +7,8 @@
 - :meth:`RunDriver.hand_off` (end of every invocation): whatever is still in memory
   (a run started by ``run-nowait``, a ``run`` whose budget ran out) is stopped
   after its first tick is journaled and handed to a ``continue`` invocation.
-- :meth:`RunDriver.sweep` (a schedule): runs nobody drives that have work get a
-  ``continue``.
+- :meth:`RunDriver.sweep` (a schedule): runs due for a look (their due mark, see
+  :mod:`.coordination`) that nobody drives and that have work get a ``continue``.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from workflows.runtime.types.step_id import StepId
 from workflows.runtime.types.ticks import TickAddEvent, WorkflowTick
 
 from ..runtime_stack import RetainRunsDecorator
+from ..snapshots import SnapshotTickPersistence
 from ..upstream import (
     TickPersistenceDecorator,
     external_adapter,
@@ -63,7 +64,7 @@ class RunDriver:
     coordination: Coordination
     invoker: Invoker
     retain: RetainRunsDecorator
-    persistence: TickPersistenceDecorator
+    persistence: TickPersistenceDecorator | SnapshotTickPersistence
     quiescence: QuiescenceDecorator
     cancel: CancelHandler
     """The server's own cancel, for runs this driver holds in memory."""
@@ -75,7 +76,10 @@ class RunDriver:
             outcome = await self.drive(event.handler_id, deadline)
             return {"handler_id": event.handler_id, "outcome": outcome}
         assert isinstance(event, Sweep)
-        return {"continued": await self.sweep(), "waits_expired": await expire_due(self.server)}
+        return {
+            "continued": await self.sweep(full=event.full),
+            "waits_expired": await expire_due(self.server),
+        }
 
     # -- one run -----------------------------------------------------------------------
 
@@ -103,6 +107,10 @@ class RunDriver:
             renewer.cancel()
             if run_id is not None:
                 self.stop(run_id)
+            if outcome in ("idle", "finished"):
+                # Before the release: a poster's mark written after this stays, and an
+                # entry posted before it is seen by the look at the inbox below.
+                await self.coordination.clear_due(handler_id)
             if outcome != "lost":
                 await self.coordination.release(handler_id)
         # Released first, then looked: an entry posted meanwhile is never stranded.
@@ -174,7 +182,15 @@ class RunDriver:
             if state == "done":
                 return "finished"
             if not await self.coordination.pending(handler.handler_id):
+                await self._checkpoint(handler)
                 return "idle"
+
+    async def _checkpoint(self, handler: PersistentHandler) -> None:
+        """The run is idle (no step half done): snapshot it if ticks piled up."""
+        workflow = served_workflow(self.server, handler.workflow_name)
+        if isinstance(self.persistence, SnapshotTickPersistence) and workflow is not None:
+            assert handler.run_id is not None
+            await self.persistence.checkpoint(workflow, handler.run_id)
 
     async def _wait(
         self,
@@ -317,8 +333,33 @@ class RunDriver:
 
     # -- schedule -------------------------------------------------------------------------
 
-    async def sweep(self, stale_after: timedelta | None = None) -> list[str]:
-        """``continue`` runs that have work (or inbox entries) and no live driver."""
+    async def sweep(self, stale_after: timedelta | None = None, *, full: bool = False) -> list[str]:
+        """``continue`` runs that have work (or inbox entries) and no live driver.
+
+        Reads only the runs whose due mark is due now (see :mod:`.coordination`);
+        ``full`` looks at every running handler instead (a listing of them all), for
+        runs from before due marks existed or a mark lost with its container.
+        """
+        if full:
+            return await self._sweep_all(stale_after)
+        continued: list[str] = []
+        for handler_id in await self.coordination.due():
+            handler = await self._handler(handler_id)
+            if handler is None or handler.status in TERMINAL:
+                await self.coordination.clear_due(handler_id)
+                continue
+            lease = await self.coordination.lease_of(handler_id)
+            if lease is not None and lease.live():
+                continue  # driven now: the driver clears the mark when the run is quiet
+            waiting = handler.idle_since is not None
+            if waiting and not await self.coordination.pending(handler_id):
+                await self.coordination.clear_due(handler_id)
+                continue
+            await self.invoker.invoke_async(ContinueRun(handler_id).payload())
+            continued.append(handler_id)
+        return continued
+
+    async def _sweep_all(self, stale_after: timedelta | None) -> list[str]:
         stale_after = stale_after or timedelta(milliseconds=self.coordination.lease_ms)
         cutoff = datetime.now(UTC) - stale_after
         continued: list[str] = []

@@ -28,12 +28,18 @@ class ContinueRun:
 
 @dataclass(frozen=True)
 class Sweep:
-    """Find runs nobody drives (crashed or timed-out containers) and continue them."""
+    """Find runs nobody drives (crashed or timed-out containers) and continue them.
 
+    Only runs whose due mark is due are read; ``full`` reads every running handler."""
+
+    full: bool = False
     kind: Literal["sweep"] = "sweep"
 
     def payload(self) -> dict[str, Any]:
-        return {KEY: {"kind": self.kind}}
+        body: dict[str, Any] = {"kind": self.kind}
+        if self.full:
+            body["full"] = True
+        return {KEY: body}
 
 
 InternalEvent = ContinueRun | Sweep
@@ -56,5 +62,8 @@ def parse_internal_event(event: Mapping[str, Any]) -> InternalEvent | None:
             raise ValueError("a continue event needs a 'handler_id' string")
         return ContinueRun(handler_id)
     if kind == "sweep":
-        return Sweep()
+        full = body.get("full", False)
+        if not isinstance(full, bool):
+            raise ValueError("a sweep event's 'full' must be true or false")
+        return Sweep(full=full)
     raise ValueError(f"unknown llamaws event kind {kind!r}: expected 'continue' or 'sweep'")

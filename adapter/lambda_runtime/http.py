@@ -35,7 +35,13 @@ from workflows.events import Event
 
 from ..delivery import deliverable_run
 from ..input_guard import MAX_REQUEST_BYTES, too_large_message
-from ..upstream import HandlerCompletedError, new_id, override_service, service_of
+from ..upstream import (
+    HandlerCompletedError,
+    StartWorkflow,
+    new_id,
+    override_service,
+    service_of,
+)
 from ..waits.delivery import InboxTicks
 from ..waits.service import consuming, waits_of
 from .container import STREAMING_SCOPE_KEY
@@ -46,6 +52,9 @@ from .invoker import Invoker
 
 __all__ = ["MAX_REQUEST_BYTES", "LambdaHttp", "use_inbox_delivery"]
 
+
+MAX_INVOCATION_MS = 900_000
+"""Lambda's longest invocation (15 minutes)."""
 
 Budget = Callable[[], float]
 """Seconds left in the current invocation (safety margin already taken off)."""
@@ -262,7 +271,21 @@ def use_inbox_delivery(
             service.load_persistent_handler, handler_id, purge, cancel_wait_seconds
         )
 
-    override_service(server, send_event=send_event, cancel_handler=cancel_handler)
+    def mark_started(own: StartWorkflow) -> StartWorkflow:
+        async def start_workflow(**kwargs: Any) -> Any:
+            started = await own(**kwargs)
+            # If this container dies before its hand-off, the sweep finds the run once
+            # the longest invocation (15 min) and a lease have passed.
+            await coordination.mark_due(
+                kwargs["handler_id"], MAX_INVOCATION_MS + coordination.lease_ms
+            )
+            return started
+
+        return start_workflow
+
+    override_service(
+        server, send_event=send_event, cancel_handler=cancel_handler, start_workflow=mark_started
+    )
     if (waits := waits_of(server)) is not None:  # failures and timeouts of waits: same path
         waits.ticks = InboxTicks(server, coordination, invoker)
 

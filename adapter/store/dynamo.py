@@ -33,6 +33,7 @@ from workflows.context import JsonSerializer
 from workflows.context.serializers import BaseSerializer
 from workflows.events import StopEvent
 
+from ..handler_pages import STATUS_ORDER, HandlerFilter, Position, order_key
 from ..upstream import StoredEvent, StoredTick, decode_persistent_handler, is_terminal_status
 from .client import ConditionFailed, StoreError, TableClient
 from .state import DynamoStateStore
@@ -41,6 +42,7 @@ from .table import (
     GSI1,
     PK,
     SK,
+    SNAPSHOT,
     TICK,
     TTL_ATTRIBUTE,
     create_table,
@@ -269,14 +271,30 @@ class DynamoWorkflowStore(AbstractWorkflowStore):
         ):
             return 0
         items = await self._matching_items(query)
-        keys = [handler_key(item["handler_id"]) for item in items]
         for item in items:
             self._versions.pop(item["handler_id"], None)
-        for item in items:
+            # The handler's partition (the handler, its lease, inbox and wait tokens),
+            # then its run's (meta, events, ticks, state, snapshots), in batches of 25;
+            # the handler item goes last, so a purge cut short can be run again.
+            keys = [
+                key
+                for key in await self._partition_keys(handler_key(item["handler_id"])[PK])
+                if key != handler_key(item["handler_id"])
+            ]
             if item.get("run_id"):
                 keys.extend(await self._run_item_keys(item["run_id"]))
-        await self.table.batch_delete(keys)
+            await self.table.batch_delete(keys)
+            await self.table.batch_delete([handler_key(item["handler_id"])])
         return len(items)
+
+    async def _partition_keys(self, partition: str) -> list[dict[str, str]]:
+        items = await self.table.query(
+            KeyConditionExpression="PK = :pk",
+            ExpressionAttributeValues=self.table.marshal({":pk": partition}),
+            ProjectionExpression="PK, SK",
+            ConsistentRead=True,
+        )
+        return [{PK: item[PK], SK: item[SK]} for item in items]
 
     async def _matching_items(self, query: HandlerQuery) -> list[dict[str, Any]]:
         filters = (query.handler_id_in, query.run_id_in, query.workflow_name_in, query.status_in)
@@ -324,6 +342,97 @@ class DynamoWorkflowStore(AbstractWorkflowStore):
                     )
                 )
         return found
+
+    async def handler_page(
+        self, filters: HandlerFilter, after: Position | None, limit: int
+    ) -> list[PersistentHandler]:
+        """One page of the listing (see :mod:`adapter.handler_pages`): Queries on
+        ``GSI1`` from the position after ``after``, one (status, workflow) pair at a
+        time, reading at most ``limit`` items in all."""
+        statuses = filters.statuses if filters.statuses is not None else STATUS_ORDER
+        names: Sequence[str | None] = (
+            sorted(
+                (n for n in filters.workflow_names if len(f"{n}#".encode()) <= MAX_SORT_KEY_BYTES),
+                key=lambda n: f"{n}#",
+            )
+            if filters.workflow_names is not None
+            else [None]
+        )
+        pairs = [(status, name) for status in statuses for name in names]
+        start = 0
+        start_key: dict[str, Any] | None = None
+        if after is not None:
+            last = order_key(after.status, after.workflow_name, after.handler_id)
+            start = next(
+                (
+                    i
+                    for i, (status, name) in enumerate(pairs)
+                    if (
+                        order_key(status, "", "")[0],
+                        "\U0010ffff" if name is None else f"{name}#\U0010ffff",
+                    )
+                    > last
+                ),
+                len(pairs),
+            )
+            if (
+                start < len(pairs)
+                and pairs[start][0] == after.status
+                and pairs[start][1]
+                in (
+                    None,
+                    after.workflow_name,
+                )
+            ):
+                start_key = self.table.marshal(
+                    {
+                        **handler_key(after.handler_id),
+                        **handler_gsi_key(after.status, after.workflow_name, after.handler_id),
+                    }
+                )
+        found: list[PersistentHandler] = []
+        for status, name in pairs[start:]:
+            values: dict[str, Any] = {":pk": f"ST#{status}"}
+            condition = "GSI1PK = :pk"
+            if name is not None:
+                condition += " AND begins_with(GSI1SK, :prefix)"
+                values[":prefix"] = f"{name}#"
+            kwargs: dict[str, Any] = {}
+            if start_key is not None:
+                kwargs["ExclusiveStartKey"] = start_key
+                start_key = None
+            items = await self._query_from(
+                IndexName=GSI1,
+                KeyConditionExpression=condition,
+                ExpressionAttributeValues=self.table.marshal(values),
+                Limit=limit - len(found),
+                **kwargs,
+            )
+            found.extend(
+                self._decode_handler(item)
+                for item in items
+                if name is None or item.get("workflow_name") == name
+            )
+            if len(found) >= limit:
+                break
+        return found
+
+    async def _query_from(self, **kwargs: Any) -> list[dict[str, Any]]:
+        """Up to ``Limit`` items of a Query that may start at ``ExclusiveStartKey``."""
+        limit: int = kwargs.pop("Limit")
+        start_key = kwargs.pop("ExclusiveStartKey", None)
+        items: list[dict[str, Any]] = []
+        while len(items) < limit:
+            request = {"TableName": self.table.table_name, "Limit": limit - len(items), **kwargs}
+            if start_key is not None:
+                request["ExclusiveStartKey"] = start_key
+            response = await self.table.call("query", **request)
+            for raw in response.get("Items", []):
+                items.append(await self.table.load(raw))
+            start_key = response.get("LastEvaluatedKey")
+            if start_key is None:
+                break
+        return items
 
     def _decode_handler(self, item: dict[str, Any]) -> PersistentHandler:
         self._saw(item["handler_id"], _version(item))
@@ -412,7 +521,40 @@ class DynamoWorkflowStore(AbstractWorkflowStore):
         return [_tick(run_id, item) for item in await self._sequence_items(run_id, TICK)]
 
     async def stream_ticks(self, run_id: str) -> AsyncIterator[StoredTick]:
-        cursor: int | None = None
+        async for tick in self.stream_ticks_after(run_id, None):
+            yield tick
+
+    # -- snapshots (see adapter/snapshots.py) -------------------------------------------
+
+    async def latest_snapshot(self, run_id: str) -> tuple[int, dict[str, Any]] | None:
+        """The run's newest snapshot: (the last tick it covers, its context), or None."""
+        items = await self.table.query(
+            KeyConditionExpression="PK = :pk AND begins_with(SK, :kind)",
+            ExpressionAttributeValues=self.table.marshal(
+                {":pk": run_key(run_id), ":kind": SNAPSHOT}
+            ),
+            ScanIndexForward=False,
+            Limit=1,
+            ConsistentRead=True,
+        )
+        if not items:
+            return None
+        return sequence_of(items[0][SK]), json.loads(items[0]["data"])
+
+    async def save_snapshot(self, run_id: str, sequence: int, context: dict[str, Any]) -> None:
+        """Keep ``context`` as the run's state after tick ``sequence`` (older ones are
+        kept: one item per snapshot, removed by purge and TTL like the ticks)."""
+        item = {
+            **sequence_key(run_id, SNAPSHOT, sequence),
+            "data": json.dumps(context),
+            "ts": datetime.now(UTC).isoformat(),
+            TTL_ATTRIBUTE: self._journal_expiry(),
+        }
+        await self.table.put(item, payload=("data",))
+
+    async def stream_ticks_after(self, run_id: str, after: int | None) -> AsyncIterator[StoredTick]:
+        """The run's ticks numbered above ``after``, in pages of 100."""
+        cursor = after
         while True:
             items = await self._sequence_items(run_id, TICK, cursor, _TICK_PAGE)
             for item in items:
@@ -515,16 +657,11 @@ class DynamoWorkflowStore(AbstractWorkflowStore):
         return await self.table.query(**kwargs)
 
     async def _run_item_keys(self, run_id: str) -> list[dict[str, str]]:
-        items = await self.table.query(
-            KeyConditionExpression="PK = :pk",
-            ExpressionAttributeValues=self.table.marshal({":pk": run_key(run_id)}),
-            ProjectionExpression="PK, SK",
-            ConsistentRead=True,
-        )
+        keys = await self._partition_keys(run_key(run_id))
         self._evict_run_state_stores(run_id)
         for kind in (EVENT, TICK):
             self._next_sequence.pop((kind, run_id), None)
-        return [{PK: item[PK], SK: item[SK]} for item in items]
+        return keys
 
     def _journal_expiry(self) -> int | None:
         if self.settings.max_run_age is None:

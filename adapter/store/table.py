@@ -8,7 +8,9 @@ One table holds every item type (see ``docs/dynamodb.md``)::
     event            R#<run_id>       E#<seq:010d>       -             -
     tick             R#<run_id>       T#<seq:010d>       -             -
     state            R#<run_id>       S#<namespace>      -             -
+    snapshot         R#<run_id>       C#<tick_seq:010d>  -             -
     lease            H#<handler_id>   LEASE              -             -
+    due mark         H#<handler_id>   DUE                RUN#DUE       <due_ms:015d>#<handler_id>
     inbox entry      H#<handler_id>   I#<ms>#<uuid>      -             -
     wait token       H#<handler_id>   W#<secret>         WAIT#DUE      <due_ms:015d>#<token>
     API key          K#<key_id>       KEY                KEYS          <created_at>#<key_id>
@@ -32,6 +34,8 @@ __all__ = [
     "INBOX",
     "LEASE",
     "MAX_ITEM_BYTES",
+    "RUNS_DUE",
+    "SNAPSHOT",
     "SPILL_THRESHOLD_BYTES",
     "STATE",
     "TICK",
@@ -47,6 +51,8 @@ __all__ = [
     "inbox_key",
     "item_size",
     "lease_key",
+    "run_due_key",
+    "run_due_mark_key",
     "run_key",
     "run_meta_key",
     "sequence_bounds",
@@ -79,6 +85,8 @@ READ_BATCH_LIMIT = 100
 EVENT = "E#"
 TICK = "T#"
 STATE = "S#"
+SNAPSHOT = "C#"
+"""A run's context as of a tick (``C#<sequence>``: it covers ticks up to that one)."""
 _SEQ_DIGITS = 10
 
 
@@ -101,6 +109,20 @@ def lease_key(handler_id: str) -> dict[str, str]:
     return {PK: f"H#{handler_id}", SK: LEASE}
 
 
+RUNS_DUE = "RUN#DUE"
+"""GSI1 partition of the runs handed to a driver that may not show up, by when to look."""
+
+
+def run_due_mark_key(handler_id: str) -> dict[str, str]:
+    """When the sweep should look at a handler's run next (Lambda only)."""
+    return {PK: f"H#{handler_id}", SK: "DUE"}
+
+
+def run_due_key(due_ms: int, handler_id: str) -> dict[str, str]:
+    """GSI1 attributes of a due mark: the sweep queries the marks due now."""
+    return {GSI1PK: RUNS_DUE, GSI1SK: f"{due_ms:015d}#{handler_id}"}
+
+
 def inbox_key(handler_id: str, entry_id: str) -> dict[str, str]:
     """An entry (posted event, cancel request) waiting for the run's driver."""
     return {PK: f"H#{handler_id}", SK: f"{INBOX}{entry_id}"}
@@ -119,6 +141,7 @@ def wait_key(handler_id: str, secret: str) -> dict[str, str]:
 def wait_due_key(due_ms: int, token: str) -> dict[str, str]:
     """GSI1 attributes of an open token with a deadline: the sweep queries what is due."""
     return {GSI1PK: WAITS_DUE, GSI1SK: f"{due_ms:015d}#{token}"}
+
 
 API_KEYS_GSI1PK = "KEYS"
 """GSI1 partition listing a deployment's API keys (``llamaws keys list``, no Scan)."""

@@ -125,6 +125,22 @@ async function main() {
   );
   results.final = { status: handler.status, result: resultOf(handler), error: handler.error ?? null };
 
+  // Paged listing: the client passes limit / page_token through; every handler once.
+  await postWorkflowsByNameRunNowait({ client, path: { name: "quiz" }, body: { start_event: {} } });
+  const paged = [];
+  let pageToken;
+  for (let page = 0; page < 20; page++) {
+    const { data } = await getHandlers({
+      client,
+      query: pageToken ? { limit: 1, page_token: pageToken } : { limit: 1 },
+    });
+    paged.push(...data.handlers.map((h) => h.handler_id));
+    pageToken = data.next_page_token;
+    if (!pageToken) break;
+  }
+  const { data: whole } = await getHandlers({ client });
+  results.paged = { ids: paged, whole: whole.handlers.map((h) => h.handler_id) };
+
   console.log(JSON.stringify(results));
 }
 
