@@ -16,16 +16,18 @@ from pathlib import Path
 
 from llamaws.adapter.config import resolve_deployment
 from llamaws.adapter.errors import ConfigError
+from llamaws.infra.settings import Settings
 
-__all__ = ["ADOPT_DEFAULTS", "Adoption", "adopt"]
+__all__ = ["ADOPTED_KEYS", "ADOPT_DEFAULTS", "Adoption", "adopt"]
+
+ADOPTED_KEYS = ("auth", "memory_mb", "timeout_seconds")
+"""The settings people change first: adopt writes them at their defaults (the rest of
+the keys, with theirs, are in docs/configuration.md)."""
 
 ADOPT_DEFAULTS: dict[str, object] = {
-    "auth": "key",
-    "memory_mb": 1024,
-    "timeout_seconds": 300,
+    key: Settings.model_fields[key].default for key in ADOPTED_KEYS
 }
-"""What adopt writes: the settings people change first, at their defaults (the rest of
-the keys, with theirs, are in docs/configuration.md)."""
+"""What adopt writes: :data:`ADOPTED_KEYS` at the defaults of :class:`Settings`."""
 
 
 @dataclass(frozen=True)
