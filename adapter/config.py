@@ -38,6 +38,7 @@ __all__ = [
     "UIConfig",
     "llama_cloud_environment",
     "missing_env_files",
+    "read_settings_table",
     "resolve_auth",
     "resolve_deployment",
     "resolve_environment",
@@ -283,7 +284,7 @@ def resolve_auth(deployment: Deployment, override: str | None = None) -> AuthMod
     """
     if override:
         return _auth_value(override, "LLAMAWS_AUTH")
-    table, path = _llamaws_table(deployment)
+    table, path = read_settings_table(deployment)
     if "auth" not in table:
         return DEFAULT_AUTH
     return _auth_value(table["auth"], f"{path}: [tool.llamaws] field 'auth'")
@@ -298,7 +299,7 @@ def resolve_streaming(deployment: Deployment, override: str | None = None) -> bo
     """
     if override:
         return _flag(override, "LLAMAWS_STREAMING")
-    table, path = _llamaws_table(deployment)
+    table, path = read_settings_table(deployment)
     if "streaming" not in table:
         return True
     value = table["streaming"]
@@ -319,8 +320,9 @@ def _flag(value: str, where: str) -> bool:
     raise ConfigError(f"{where}={value!r} is not a boolean", hint="Use 1 or 0.")
 
 
-def _llamaws_table(deployment: Deployment) -> tuple[dict[str, Any], Path | None]:
-    """``[tool.llamaws]`` of the deployment's TOML config file, else of its pyproject."""
+def read_settings_table(deployment: Deployment) -> tuple[dict[str, Any], Path | None]:
+    """``[tool.llamaws]`` of the deployment's TOML config file, else of its
+    ``pyproject.toml``, and the file it came from (``({}, None)``: none)."""
     for path in dict.fromkeys([deployment.config_file, deployment.config_dir / "pyproject.toml"]):
         if path.suffix != ".toml" or not path.is_file():
             continue
@@ -329,7 +331,7 @@ def _llamaws_table(deployment: Deployment) -> tuple[dict[str, Any], Path | None]
             continue
         if not isinstance(table, dict):
             raise ConfigError(f"{path}: [tool.llamaws] must be a table")
-        return table, path
+        return dict(table), path
     return {}, None
 
 

@@ -1,6 +1,6 @@
 """``llamaws init --adopt``: add ``[tool.llamaws]`` to an existing llamactl project.
 
-The table goes where llamaws reads it (:func:`llamaws.infra.settings.read_settings_table`):
+The table goes where llamaws reads it (:func:`llamaws.adapter.config.read_settings_table`):
 the deployment's TOML config file (``pyproject.toml``, ``llama_deploy.toml``, …), else
 the app's ``pyproject.toml`` (created, holding only that table, when a YAML config has
 none). The table is appended as text, so every other byte of the file stays as it

@@ -14,14 +14,12 @@ the file; strings from a command line are converted to the field's type.
 from __future__ import annotations
 
 import re
-import tomllib
 from collections.abc import Mapping
-from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from llamaws.adapter.config import DEFAULT_AUTH, AuthMode, Deployment
+from llamaws.adapter.config import DEFAULT_AUTH, AuthMode, Deployment, read_settings_table
 from llamaws.adapter.errors import ConfigError
 
 __all__ = [
@@ -159,26 +157,6 @@ class Settings(BaseModel):
     def parameter_path(self) -> str:
         """SSM path under which the app's env-file values are kept (one parameter each)."""
         return f"/llamaws/{self.resolved_stack_name}/env"
-
-
-def read_settings_table(deployment: Deployment) -> tuple[dict[str, Any], Path | None]:
-    """``[tool.llamaws]`` of the deployment's config (and the file it came from)."""
-    candidates = [deployment.config_file, deployment.config_dir / "pyproject.toml"]
-    for path in dict.fromkeys(candidates):
-        if path.suffix != ".toml" or not path.is_file():
-            continue
-        try:
-            with path.open("rb") as handle:
-                data = tomllib.load(handle)
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{path}: invalid TOML: {exc}") from exc
-        table = data.get("tool", {}).get("llamaws")
-        if table is None:
-            continue
-        if not isinstance(table, dict):
-            raise ConfigError(f"{path}: [{SETTINGS_TABLE}] must be a table")
-        return dict(table), path
-    return {}, None
 
 
 def resolve_settings(

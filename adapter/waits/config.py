@@ -16,12 +16,10 @@ from __future__ import annotations
 
 import logging
 import math
-import tomllib
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from ..config import Deployment
+from ..config import Deployment, read_settings_table
 from ..errors import ConfigError
 
 __all__ = ["WaitDefaults", "deadline_seconds", "event_attribute", "wait_defaults"]
@@ -41,7 +39,7 @@ class WaitDefaults:
 
 def wait_defaults(deployment: Deployment) -> WaitDefaults:
     """Read ``[tool.llamaws]`` ``wait_timeout_seconds`` / ``wait_heartbeat_seconds``."""
-    section, pyproject = _llamaws_table(deployment)
+    section, pyproject = read_settings_table(deployment)
     values: dict[str, float | None] = {}
     for field, key in _KEYS.items():
         raw = section.get(key)
@@ -56,25 +54,6 @@ def wait_defaults(deployment: Deployment) -> WaitDefaults:
             )
         values[field] = seconds
     return WaitDefaults(**values)
-
-
-def _llamaws_table(deployment: Deployment) -> tuple[dict[str, Any], Path | None]:
-    candidates = [deployment.config_file, deployment.config_dir / "pyproject.toml"]
-    for path in dict.fromkeys(candidates):
-        if path.suffix != ".toml" or not path.is_file():
-            continue
-        try:
-            with path.open("rb") as handle:
-                data = tomllib.load(handle)
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{path}: invalid TOML: {exc}") from exc
-        table = data.get("tool", {}).get("llamaws")
-        if table is None:
-            continue
-        if not isinstance(table, dict):
-            raise ConfigError(f"{path}: [tool.llamaws] must be a table")
-        return table, path
-    return {}, None
 
 
 def deadline_seconds(event: Any, name: str, default: float | None) -> float | None:
