@@ -161,6 +161,20 @@ class LambdaService:
                 self.async_results.append({"error": repr(exc)})
 
 
+def moto_settings(app_dir: Path, endpoint: str, table: str, **overrides: Any) -> ContainerSettings:
+    """A container's settings on the tests' moto server: the table created on first use,
+    a spill bucket, auth off (tested in tests/test_auth.py) unless ``overrides`` say."""
+    return ContainerSettings(
+        app_dir=app_dir,
+        table=table,
+        dynamodb_endpoint=endpoint,
+        s3_endpoint=endpoint,
+        s3_bucket="llamaws-spill",
+        create_table=True,
+        **{"auth": "none", **overrides},
+    )
+
+
 def http_event(
     method: str,
     path: str,

@@ -20,7 +20,7 @@ import pytest
 from llamaws.adapter.lambda_runtime.container import ContainerSettings
 
 from .engines import MotoServer
-from .lambda_service import LambdaService
+from .lambda_service import LambdaService, moto_settings
 from .support import EXAMPLES, wait_until
 
 pytestmark = pytest.mark.timeout(90)
@@ -36,15 +36,7 @@ def settings_for(
         app_dir = tmp_path / example
         if not app_dir.exists():
             shutil.copytree(EXAMPLES / example, app_dir)
-        return ContainerSettings(
-            app_dir=app_dir,
-            table=dynamo_table_name,
-            dynamodb_endpoint=moto_server.endpoint,
-            s3_endpoint=moto_server.endpoint,
-            s3_bucket="llamaws-spill",
-            create_table=True,
-            **{"auth": "none", **overrides},  # auth is tested in tests/test_auth.py
-        )
+        return moto_settings(app_dir, moto_server.endpoint, dynamo_table_name, **overrides)
 
     return make
 

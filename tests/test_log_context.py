@@ -20,11 +20,10 @@ import pytest
 from awslambdaric.lambda_runtime_log_utils import JsonFormatter
 
 from llamaws.adapter import log_context
-from llamaws.adapter.lambda_runtime.container import ContainerSettings
 from llamaws.adapter.log_context import JsonLineFormatter
 
 from .engines import MotoServer
-from .lambda_service import LambdaService
+from .lambda_service import LambdaService, moto_settings
 from .support import wait_until
 
 pytestmark = pytest.mark.timeout(90)
@@ -96,15 +95,7 @@ def service(
     tmp_path: Path, moto_server: MotoServer, dynamo_table_name: str
 ) -> Iterator[LambdaService]:
     app = write_chatty_app(tmp_path)
-    settings = ContainerSettings(
-        app_dir=app,
-        table=dynamo_table_name,
-        dynamodb_endpoint=moto_server.endpoint,
-        s3_endpoint=moto_server.endpoint,
-        s3_bucket="llamaws-spill",
-        create_table=True,
-        auth="none",
-    )
+    settings = moto_settings(app, moto_server.endpoint, dynamo_table_name)
     started = LambdaService(settings, containers=1)
     yield started
     started.close()

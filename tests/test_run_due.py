@@ -16,13 +16,12 @@ from typing import Any
 
 import pytest
 
-from llamaws.adapter.lambda_runtime.container import ContainerSettings
 from llamaws.adapter.lambda_runtime.coordination import Coordination
 from llamaws.adapter.lambda_runtime.events import Sweep, parse_internal_event
 from llamaws.adapter.store.table import run_due_mark_key
 
 from .engines import MotoServer
-from .lambda_service import LambdaService
+from .lambda_service import LambdaService, moto_settings
 from .support import EXAMPLES, wait_until
 
 pytestmark = pytest.mark.timeout(120)
@@ -41,15 +40,8 @@ def start(
         app_dir = tmp_path / "hitl"
         if not app_dir.exists():
             shutil.copytree(EXAMPLES / "hitl", app_dir)
-        settings = ContainerSettings(
-            app_dir=app_dir,
-            table=dynamo_table_name,
-            dynamodb_endpoint=moto_server.endpoint,
-            s3_endpoint=moto_server.endpoint,
-            s3_bucket="llamaws-spill",
-            create_table=True,
-            auth="none",
-            lease_seconds=lease_seconds,
+        settings = moto_settings(
+            app_dir, moto_server.endpoint, dynamo_table_name, lease_seconds=lease_seconds
         )
         service = LambdaService(settings, 1, dispatch=dispatch)
         services.append(service)

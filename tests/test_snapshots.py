@@ -18,12 +18,11 @@ from typing import Any
 
 import pytest
 
-from llamaws.adapter.lambda_runtime.container import ContainerSettings
 from llamaws.adapter.store import DynamoWorkflowStore
 from llamaws.adapter.upstream import replay_journal, served_workflow
 
 from .engines import MotoServer
-from .lambda_service import LambdaService
+from .lambda_service import LambdaService, moto_settings
 from .support import EXAMPLES, wait_until
 
 pytestmark = pytest.mark.timeout(180)
@@ -105,15 +104,8 @@ def services(
     shutil.copytree(EXAMPLES / "hitl", tmp_path / "hitl")
 
     def start(app: str, snapshot_every: int) -> LambdaService:
-        settings = ContainerSettings(
-            app_dir=tmp_path / app,
-            table=dynamo_table_name,
-            dynamodb_endpoint=moto_server.endpoint,
-            s3_endpoint=moto_server.endpoint,
-            s3_bucket="llamaws-spill",
-            create_table=True,
-            auth="none",
-            snapshot_every=snapshot_every,
+        settings = moto_settings(
+            tmp_path / app, moto_server.endpoint, dynamo_table_name, snapshot_every=snapshot_every
         )
         service = LambdaService(settings, 1)
         started.append(service)
