@@ -30,7 +30,6 @@ from typing import Any, Literal
 
 from ..store.client import ConditionFailed, TableClient
 from ..store.table import (
-    GSI1,
     INBOX,
     PK,
     RUNS_DUE,
@@ -205,14 +204,7 @@ class Coordination:
     async def due(self, now_ms: int | None = None, limit: int = 1000) -> list[str]:
         """Handler ids whose mark is due (1 Query on ``GSI1``, earliest first)."""
         now = _now_ms() if now_ms is None else now_ms
-        items = await self.table.query(
-            IndexName=GSI1,
-            KeyConditionExpression="GSI1PK = :pk AND GSI1SK < :now",
-            ExpressionAttributeValues=self.table.marshal(
-                {":pk": RUNS_DUE, ":now": f"{now + 1:015d}"}
-            ),
-            Limit=limit,
-        )
+        items = await self.table.query_due(RUNS_DUE, now, limit)
         return list(dict.fromkeys(str(item["handler_id"]) for item in items))
 
 

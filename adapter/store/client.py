@@ -15,10 +15,12 @@ from typing import Any
 from ..errors import LlamawsError
 from .spill import SPILL_ATTRIBUTE, SpillStore
 from .table import (
+    GSI1,
     PK,
     SK,
     SPILL_THRESHOLD_BYTES,
     WRITE_BATCH_LIMIT,
+    due_bound,
     item_size,
 )
 
@@ -173,6 +175,16 @@ class TableClient:
                 pending = response.get("UnprocessedKeys") or {}
                 attempt = await _backoff(attempt) if pending else attempt
         return found
+
+    async def query_due(self, partition: str, now_ms: int, limit: int) -> list[dict[str, Any]]:
+        """Items of a GSI1 due partition (``RUN#DUE``, ``WAIT#DUE``) due at or before
+        ``now_ms``, earliest first: one Query of what is due, whatever else waits."""
+        return await self.query(
+            IndexName=GSI1,
+            KeyConditionExpression="GSI1PK = :pk AND GSI1SK < :bound",
+            ExpressionAttributeValues=self.marshal({":pk": partition, ":bound": due_bound(now_ms)}),
+            Limit=limit,
+        )
 
     async def query(self, **kwargs: Any) -> list[dict[str, Any]]:
         """All pages of a Query (or up to ``Limit`` items), payload loaded."""

@@ -46,6 +46,7 @@ __all__ = [
     "api_key_gsi_key",
     "api_key_key",
     "create_table",
+    "due_bound",
     "handler_gsi_key",
     "handler_key",
     "inbox_key",
@@ -120,7 +121,7 @@ def run_due_mark_key(handler_id: str) -> dict[str, str]:
 
 def run_due_key(due_ms: int, handler_id: str) -> dict[str, str]:
     """GSI1 attributes of a due mark: the sweep queries the marks due now."""
-    return {GSI1PK: RUNS_DUE, GSI1SK: f"{due_ms:015d}#{handler_id}"}
+    return {GSI1PK: RUNS_DUE, GSI1SK: _due_sort_key(due_ms, handler_id)}
 
 
 def inbox_key(handler_id: str, entry_id: str) -> dict[str, str]:
@@ -140,7 +141,16 @@ def wait_key(handler_id: str, secret: str) -> dict[str, str]:
 
 def wait_due_key(due_ms: int, token: str) -> dict[str, str]:
     """GSI1 attributes of an open token with a deadline: the sweep queries what is due."""
-    return {GSI1PK: WAITS_DUE, GSI1SK: f"{due_ms:015d}#{token}"}
+    return {GSI1PK: WAITS_DUE, GSI1SK: _due_sort_key(due_ms, token)}
+
+
+def _due_sort_key(due_ms: int, suffix: str) -> str:
+    return f"{due_ms:015d}#{suffix}"
+
+
+def due_bound(now_ms: int) -> str:
+    """The GSI1 sort key every due item of ``now_ms`` sorts below (see :func:`run_due_key`)."""
+    return f"{now_ms + 1:015d}"
 
 
 API_KEYS_GSI1PK = "KEYS"

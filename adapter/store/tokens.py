@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from ..waits.stores import Guard, TokenConflict, TokenStore
 from ..waits.tokens import TokenRecord, WaitStatus, parse_token
 from .client import ConditionFailed, TableClient
-from .table import GSI1, GSI1PK, GSI1SK, PK, TTL_ATTRIBUTE, WAIT, WAITS_DUE, wait_due_key, wait_key
+from .table import GSI1PK, GSI1SK, PK, TTL_ATTRIBUTE, WAIT, WAITS_DUE, wait_due_key, wait_key
 
 if TYPE_CHECKING:
     from .dynamo import DynamoSettings
@@ -61,14 +61,7 @@ class DynamoTokenStore(TokenStore):
         return sorted((_record(i) for i in items), key=lambda r: (r.created_ms, r.token))
 
     async def due(self, now_ms: int, limit: int = 100) -> list[TokenRecord]:
-        items = await self.table.query(
-            IndexName=GSI1,
-            KeyConditionExpression="GSI1PK = :pk AND GSI1SK < :bound",
-            ExpressionAttributeValues=self.table.marshal(
-                {":pk": WAITS_DUE, ":bound": f"{now_ms + 1:015d}"}
-            ),
-            Limit=limit,
-        )
+        items = await self.table.query_due(WAITS_DUE, now_ms, limit)
         return [_record(i) for i in items]
 
     # -- writes --------------------------------------------------------------------------
